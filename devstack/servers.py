@@ -37,7 +37,7 @@ def wait_until(check: object, timeout: float, what: str) -> None:
         try:
             if check():  # type: ignore[operator]
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:  # any failure means "not yet"
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout}s: {last!r}")

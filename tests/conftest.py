@@ -1,4 +1,4 @@
-"""Session-wide real PostgreSQL and Redis, started on free loopback ports (or TEST_*_URL when given)."""
+"""Session-wide real PostgreSQL and Redis on free loopback ports, or TEST_*_URL when given."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _names = itertools.count()
 
 
 class Postgres:
-    """Creates databases on a PostgreSQL server owned by the session or named by TEST_DATABASE_URL."""
+    """Creates databases on the session's PostgreSQL or the one TEST_DATABASE_URL names."""
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
