@@ -1,0 +1,1 @@
+"""TaskFlow open-model load generator."""
