@@ -1,0 +1,45 @@
+# The verbs a person types. `make up` runs the whole stack locally; `make test-all` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTEST := uv run pytest
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help deps up fmt lint types unit integration test test-all bench
+
+help:
+	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000) and stats-api (:8001) locally"
+	@echo "make test      format, lint, types, unit and integration tests (no Docker)"
+	@echo "make test-all  everything in 'make test' plus container and end-to-end tests"
+	@echo "make fmt       apply ruff's formatting and safe fixes"
+	@echo "make bench     run the benchmarks and print their figures"
+
+deps:
+	@scripts/bootstrap.sh
+
+up: deps
+	uv run python -m devstack.up
+
+fmt: deps
+	uv run ruff format . && uv run ruff check --fix .
+
+lint: deps
+	uv run ruff format --check .
+	uv run ruff check .
+
+types: deps
+	uv run mypy libs services devstack
+
+unit: deps
+	$(PYTEST) tests/unit
+
+integration: deps
+	$(PYTEST) -m "not container and not e2e" --ignore=tests/unit
+
+test: lint types
+	$(PYTEST) -m "not container and not e2e"
+
+test-all: test
+	$(PYTEST) -m "container or e2e"
+
+bench: deps
+	@for b in bench/*.py; do echo "== $$b"; uv run python "$$b" || exit 1; done

@@ -1,0 +1,162 @@
+"""`make up`: PostgreSQL, Redis, migrations with 1000 demo tasks, and both APIs on loopback.
+
+Runs in the foreground; Ctrl-C or SIGTERM stops everything it started, nothing left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from devstack.servers import LOOPBACK, PostgresServer, RedisServer, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_TASKS = 1000
+
+
+@dataclass(frozen=True)
+class Api:
+    name: str
+    module: str
+    port_variable: str
+    default_port: int
+
+    def port(self) -> int:
+        raw = os.environ.get(self.port_variable, str(self.default_port))
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise SystemExit(f"{self.port_variable} must be a port number, got {raw!r}")
+        return int(raw)
+
+
+APIS = (
+    Api("tasks-api", "tasks_api", "TASKS_API_PORT", 8000),
+    Api("stats-api", "stats_api", "STATS_API_PORT", 8001),
+)
+
+
+class Stop(Exception):
+    """Raised from the signal handler so every `finally` below runs."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def _check_free(api: Api, port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise SystemExit(
+                f"{api.name}: port {port} on {LOOPBACK} is taken; set {api.port_variable}"
+            ) from None
+
+
+@contextlib.contextmanager
+def _started(server: PostgresServer | RedisServer) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if isinstance(server, RedisServer):
+            server.remove()
+        else:
+            server.stop()
+
+
+def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HOST": LOOPBACK,
+        "PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _migrate(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "SEED_DEMO_TASKS": str(DEMO_TASKS)}
+    subprocess.run([sys.executable, "-m", "taskflow_core.migrate"], env=env, cwd=REPO, check=True)
+
+
+def _start_api(api: Api, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", api.module], env=env, cwd=REPO)
+
+
+def _ready(port: int) -> bool:
+    return httpx.get(f"http://{LOOPBACK}:{port}/ready", timeout=1).status_code == 200
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(25)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    ports = {api.name: api.port() for api in APIS}
+    for api in APIS:
+        _check_free(api, ports[api.name])
+    processes: list[subprocess.Popen[bytes]] = []
+    postgres = PostgresServer()
+    redis_server = RedisServer()
+    try:
+        with _started(postgres), _started(redis_server):
+            try:
+                postgres.start()
+                redis_server.start()
+                database_url = postgres.create_database("taskflow")
+                _migrate(database_url)
+                for api in APIS:
+                    env = _service_env(database_url, redis_server.url, ports[api.name])
+                    processes.append(_start_api(api, env))
+                for api in APIS:
+                    wait_until(lambda port=ports[api.name]: _ready(port), 60, api.name)
+                _print_banner(ports, database_url, redis_server.url)
+                while all(process.poll() is None for process in processes):
+                    time.sleep(0.5)
+                print("up: a service exited; stopping everything", file=sys.stderr)
+                return 1
+            finally:
+                # A second Ctrl-C during cleanup must not leave servers behind.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                for process in processes:
+                    _stop_process(process)
+    except Stop as stop:
+        print(f"up: {stop} received; everything stopped", file=sys.stderr)
+        return 0
+
+
+def _print_banner(ports: dict[str, int], database_url: str, redis_url: str) -> None:
+    tasks, stats = ports["tasks-api"], ports["stats-api"]
+    print(
+        "\nTaskFlow is up (Ctrl-C stops everything):\n"
+        f"  tasks-api   http://{LOOPBACK}:{tasks}/tasks   (OpenAPI: /schema/openapi.json)\n"
+        f"  stats-api   http://{LOOPBACK}:{stats}/stats\n"
+        f"  PostgreSQL  {database_url}\n"
+        f"  Redis       {redis_url}\n"
+        f"  try: curl 'localhost:{tasks}/tasks?priority=high&completed=false'\n",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

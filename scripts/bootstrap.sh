@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `make up` and `make test` need on a fresh Debian machine, then syncs the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "bootstrap: please install ${missing[*]} (e.g. sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${missing[*]} with apt-get" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a cluster and a server on the standard ports; ours run on free ports of their own.
+  systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+fi
+
+if ! command -v uv >/dev/null; then
+  echo "bootstrap: installing uv with pip" >&2
+  python3 -m pip install --quiet uv || python3 -m pip install --quiet --break-system-packages uv
+fi
+export UV_PYTHON_DOWNLOADS=never
+uv sync --all-packages --frozen --quiet

@@ -1,0 +1,100 @@
+"""`make up` starts the whole stack with demo data, and a signal stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.servers import free_port
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return pids
+
+
+@pytest.fixture
+def stack() -> Iterator[tuple[subprocess.Popen[str], dict[str, int], list[str]]]:
+    ports = {"TASKS_API_PORT": free_port(), "STATS_API_PORT": free_port()}
+    env = {**os.environ, **{name: str(port) for name, port in ports.items()}}
+    process = subprocess.Popen(
+        ["make", "up"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "curl" in line:
+            break
+    try:
+        yield process, ports, lines
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c-to-group"])
+def test_make_up_serves_demo_data_and_stops_everything(
+    stack: tuple[subprocess.Popen[str], dict[str, int], list[str]], how: str
+) -> None:
+    process, ports, lines = stack
+    output = "".join(lines)
+    assert process.poll() is None, output
+    tasks, stats = ports["TASKS_API_PORT"], ports["STATS_API_PORT"]
+    assert f"http://127.0.0.1:{tasks}/tasks" in output
+    assert f"http://127.0.0.1:{stats}/stats" in output
+    datastore_ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)/", output)]
+    assert len(datastore_ports) >= 2, output
+
+    page = httpx.get(f"http://localhost:{tasks}/tasks?priority=high&completed=false", timeout=10)
+    assert page.status_code == 200
+    items = page.json()["items"]
+    assert items
+    assert all(item["priority"] == "high" and not item["completed"] for item in items)
+    body = httpx.get(f"http://localhost:{stats}/stats", timeout=10).json()
+    assert body["total"] == 1000
+
+    if how == "sigterm-to-make":
+        os.kill(process.pid, signal.SIGTERM)  # only `make`, as `kill` or a supervisor would
+    else:
+        os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal's Ctrl-C
+    process.wait(60)
+    time.sleep(1)
+    for port in [tasks, stats, *datastore_ports]:
+        assert not _listening(port), f"port {port} still listening after make up stopped"
+    assert _session_pids(process.pid) == []
