@@ -23,7 +23,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-
 from taskflow_core.migrations import (
     MIGRATION_LOCK_KEY,
     SchemaStatus,

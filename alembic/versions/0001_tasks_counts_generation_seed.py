@@ -154,9 +154,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_tasks_created_at_id", "tasks", ["created_at", "id"])
     op.create_index("ix_tasks_priority_created_at_id", "tasks", ["priority", "created_at", "id"])
-    op.create_index(
-        "ix_tasks_completed_created_at_id", "tasks", ["completed", "created_at", "id"]
-    )
+    op.create_index("ix_tasks_completed_created_at_id", "tasks", ["completed", "created_at", "id"])
     op.create_index(
         "ix_tasks_priority_completed_created_at_id",
         "tasks",

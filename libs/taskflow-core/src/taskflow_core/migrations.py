@@ -1,4 +1,4 @@
-"""Where the schema stands relative to this image's migrations, and the lock that serialises them."""
+"""Where the schema stands relative to this image's migrations; the lock serialising them."""
 
 from __future__ import annotations
 
