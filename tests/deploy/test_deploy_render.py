@@ -1,0 +1,107 @@
+"""Every overlay renders, validates against Kubernetes' schemas, and carries the common labels."""
+
+from __future__ import annotations
+
+import copy
+
+import kubernetes_validate
+import pytest
+from deploy_model import (
+    CLUSTER_SCOPED,
+    DEPLOY,
+    KUBERNETES_VERSIONS,
+    NAMESPACE,
+    OVERLAYS,
+    Obj,
+    find,
+    ident,
+    load_yaml_documents,
+    name_of,
+    of_kind,
+    overlay_missing_reason,
+    render,
+)
+
+COMMON_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")
+
+
+def rendered(overlay: str) -> tuple[Obj, ...]:
+    reason = overlay_missing_reason(overlay)
+    if reason is not None:
+        pytest.skip(reason)
+    return render(overlay)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_into_the_taskflow_namespace(overlay: str) -> None:
+    docs = rendered(overlay)
+    assert find(docs, "Namespace", NAMESPACE) is not None
+    for obj in docs:
+        if obj["kind"] in CLUSTER_SCOPED:
+            continue
+        assert obj["metadata"].get("namespace") == NAMESPACE, ident(obj)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_carries_the_common_labels(overlay: str) -> None:
+    for obj in rendered(overlay):
+        labels = obj["metadata"].get("labels") or {}
+        assert labels.get("app.kubernetes.io/part-of") == "taskflow", ident(obj)
+        if obj["kind"] == "Namespace":
+            continue
+        for key in COMMON_LABELS:
+            assert labels.get(key), f"{ident(obj)} lacks {key}"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_valid_for_kubernetes(overlay: str, version: str) -> None:
+    docs = rendered(overlay)
+    for obj in docs:
+        # strict: unknown fields are errors, as with `kubectl apply --validate=strict`.
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_smoke_test_job_is_valid_for_kubernetes(version: str) -> None:
+    for obj in load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml"):
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_a_schema_violation_is_caught() -> None:
+    # The validator really is strict: a misspelt field in a rendered Deployment fails.
+    deployment = copy.deepcopy(of_kind(render("dev"), "Deployment")[0])
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_namespace_enforces_pod_security_restricted() -> None:
+    namespace = find(render("prod"), "Namespace", NAMESPACE)
+    assert namespace is not None
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def _without_identity(obj: Obj) -> str:
+    """An object with its per-service name (also its label and image) taken out."""
+    return repr(obj).replace(name_of(obj), "<api>")
+
+
+def test_both_apis_come_from_one_manifest() -> None:
+    # The base writes the API workload once; the two services differ only by their identity.
+    docs = render("prod")
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        tasks = find(docs, kind, "tasks-api")
+        stats = find(docs, kind, "stats-api")
+        assert tasks is not None, kind
+        assert stats is not None, kind
+        assert _without_identity(tasks) == _without_identity(stats), kind
+
+
+def test_loadtest_overlay_lists_the_loadgen_component() -> None:
+    # Written before the component lands; renders (and is tested above) once it exists.
+    kustomization = load_yaml_documents(DEPLOY / "overlays" / "loadtest" / "kustomization.yaml")[0]
+    assert "../../components/loadgen" in kustomization["components"]
+    assert "../../components/network-policies" in kustomization["components"]
