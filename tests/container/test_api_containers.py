@@ -1,0 +1,50 @@
+"""Each API image run as Kubernetes runs it under Pod Security `restricted`, serving requests."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.container.conftest import StartApi
+
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
+
+
+def test_both_apis_serve_read_only_as_app_user(
+    api_images: dict[str, str], database_url: str, start_api: StartApi, http: httpx.Client
+) -> None:
+    tasks, tasks_url = start_api(api_images["tasks-api"], database_url)
+    stats, stats_url = start_api(api_images["stats-api"], database_url)
+
+    for container in (tasks, stats):
+        info = container.inspect()
+        assert info["HostConfig"]["ReadonlyRootfs"] is True
+        assert info["HostConfig"]["CapDrop"] == ["ALL"]
+        assert info["Config"]["User"] == "10001:10001"
+        # The server process itself (PID 1): real, effective, saved and fs UIDs, no capabilities.
+        status = container.exec("cat", "/proc/1/status").stdout.decode()
+        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == ["10001"] * 4
+        assert "CapEff:\t0000000000000000" in status
+
+    for base in (tasks_url, stats_url):
+        assert http.get(f"{base}/health").status_code == 200
+        assert http.get(f"{base}/ready").status_code == 200
+
+    before = http.get(f"{stats_url}/stats")
+    assert before.status_code == 200, before.text
+    created = http.post(
+        f"{tasks_url}/tasks", json={"title": "from a read-only container", "priority": "high"}
+    )
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert http.get(f"{tasks_url}/tasks/{task['id']}").json()["title"] == task["title"]
+
+    after = http.get(f"{stats_url}/stats").json()
+    assert after["total"] == before.json()["total"] + 1
+    high = after["by_priority"]["high"]["total"]
+    assert high == before.json()["by_priority"]["high"]["total"] + 1
+
+    metrics = http.get(f"{tasks_url}/metrics")
+    assert metrics.status_code == 200
+    assert "taskflow_requests_total" in metrics.text
