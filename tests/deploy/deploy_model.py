@@ -298,19 +298,23 @@ def provided_env(container: Obj, docs: tuple[Obj, ...], overlay: str) -> Provide
 # --- images --------------------------------------------------------------------------------
 
 EXACT_TAG = re.compile(
-    r"^[^:@]+(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?(?:@sha256:[0-9a-f]{64})?$"
+    r"^(?P<repo>[^:@]+)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?(?:@sha256:[0-9a-f]{64})?$"
 )
+# Version components that name one exact release: PostgreSQL 10+ is major.minor.
+_RELEASE_PARTS = {"postgres": 2}
 
 
 def exact_third_party_image(image: str) -> bool:
-    """A pinned image: digest, or a tag naming a full version (no latest, no bare major)."""
+    """A pinned image: a digest, or a tag naming one release (no latest, no bare major)."""
     if "@sha256:" in image:
         return True
     match = EXACT_TAG.match(image)
     if not match or not match.group("tag"):
         return False
-    tag = match.group("tag")
-    return tag != "latest" and re.match(r"^v?\d+\.\d+\.\d+", tag) is not None
+    parts = _RELEASE_PARTS.get(match.group("repo").rsplit("/", 1)[-1], 3)
+    return (
+        re.match(r"^v?\d+" + r"\.\d+" * (parts - 1) + r"(?![.\d])", match.group("tag")) is not None
+    )
 
 
 # --- skaffold ------------------------------------------------------------------------------

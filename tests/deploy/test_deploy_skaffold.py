@@ -1,0 +1,269 @@
+"""skaffold.yaml: valid for its schema; consistent with Dockerfiles, sources and overlays."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from deploy_model import (
+    DEPLOY,
+    OVERLAYS,
+    REPO,
+    SKAFFOLD_SCHEMA,
+    Obj,
+    exact_third_party_image,
+    find,
+    glob_to_regex,
+    load_yaml_documents,
+    overlay_missing_reason,
+    pod_templates,
+    render,
+    skaffold_artifacts,
+    skaffold_config,
+    skaffold_profile_for,
+)
+from jsonschema.exceptions import best_match
+
+API_SERVICES = ("tasks-api", "stats-api")
+SYNCED_SOURCES = ("services/{svc}/src/**/*.py", "libs/taskflow-core/src/**/*.py")
+# Edits to these must rebuild the image (new pods run the migrate initContainer again).
+REBUILD_ONLY = (
+    "alembic/env.py",
+    "alembic/versions/0001_example.py",
+    "alembic.ini",
+    "pyproject.toml",
+    "uv.lock",
+    "libs/taskflow-core/pyproject.toml",
+    "services/tasks-api/pyproject.toml",
+    "services/stats-api/pyproject.toml",
+)
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return out.splitlines()
+
+
+def test_skaffold_yaml_is_valid_for_its_schema() -> None:
+    if not SKAFFOLD_SCHEMA.exists():
+        pytest.skip(f"Skaffold's schema is not at {SKAFFOLD_SCHEMA} (the shared directory)")
+    schema = json.loads(SKAFFOLD_SCHEMA.read_text())
+    config = skaffold_config()
+    assert config["apiVersion"] == "skaffold/v4beta14"
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(config))
+    assert not errors, best_match(errors).message
+
+
+def test_schema_check_catches_a_misspelt_field() -> None:
+    if not SKAFFOLD_SCHEMA.exists():
+        pytest.skip(f"Skaffold's schema is not at {SKAFFOLD_SCHEMA} (the shared directory)")
+    schema = json.loads(SKAFFOLD_SCHEMA.read_text())
+    config = skaffold_config()
+    config["deploy"]["statusCheckDeadlineSecond"] = 600
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(config))
+
+
+@pytest.mark.parametrize("svc", API_SERVICES)
+def test_api_artifact_builds_from_the_repo_root(svc: str) -> None:
+    artifact = next(a for a in skaffold_artifacts(None) if a["image"] == svc)
+    assert artifact["context"] == "."
+    assert artifact["docker"]["dockerfile"] == f"services/{svc}/Dockerfile"
+
+
+@pytest.mark.parametrize("svc", API_SERVICES)
+def test_sync_copies_python_sources_into_app(svc: str) -> None:
+    artifact = next(a for a in skaffold_artifacts(None) if a["image"] == svc)
+    rules = artifact["sync"]["manual"]
+    assert {(r["src"], r["dest"]) for r in rules} == {
+        (pattern.format(svc=svc), "/app") for pattern in SYNCED_SOURCES
+    }
+    assert all("strip" not in r for r in rules), "paths are kept under /app"
+    files = tracked_files()
+    for rule in rules:
+        pattern = glob_to_regex(rule["src"])
+        matched = [f for f in files if pattern.match(f)]
+        assert matched, f"sync glob {rule['src']} matches no file"
+        assert all(f.endswith(".py") for f in matched)
+
+
+@pytest.mark.parametrize("svc", API_SERVICES)
+def test_migrations_and_dependencies_are_never_synced(svc: str) -> None:
+    artifact = next(a for a in skaffold_artifacts(None) if a["image"] == svc)
+    patterns = [glob_to_regex(r["src"]) for r in artifact["sync"]["manual"]]
+    for path in REBUILD_ONLY:
+        assert not any(p.match(path) for p in patterns), f"{path} would be synced, not rebuilt"
+
+
+def test_sync_glob_semantics() -> None:
+    pattern = glob_to_regex("services/tasks-api/src/**/*.py")
+    assert pattern.match("services/tasks-api/src/tasks_api/app.py")
+    assert pattern.match("services/tasks-api/src/tasks_api/routes/tasks.py")
+    assert not pattern.match("services/tasks-api/src/tasks_api/app.pyc")
+    assert not pattern.match("services/stats-api/src/stats_api/app.py")
+
+
+def dockerfile_copy_sources(dockerfile: Path) -> list[str]:
+    """Sources of COPY/ADD lines that read the build context (not `--from=` stages)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    sources: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].upper() not in {"COPY", "ADD"}:
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        if any(w.startswith("--from") for w in words[1:]):
+            continue
+        if args and args[0].startswith("["):
+            args = json.loads(" ".join(args))
+        sources += args[:-1]
+    return sources
+
+
+@pytest.mark.parametrize("profile", [None, "loadtest"])
+def test_dockerfile_copy_sources_exist(profile: str | None) -> None:
+    files = tracked_files()
+    for artifact in skaffold_artifacts(profile):
+        dockerfile = REPO / artifact["context"] / artifact["docker"]["dockerfile"]
+        assert dockerfile.exists(), f"{artifact['image']}: {dockerfile} missing"
+        sources = dockerfile_copy_sources(dockerfile)
+        assert sources, f"{dockerfile} copies nothing from the context"
+        for source in sources:
+            pattern = glob_to_regex(source.rstrip("/").removeprefix("./"))
+            exists = (REPO / artifact["context"] / source).exists() or any(
+                pattern.match(f) or f.startswith(source.rstrip("/") + "/") for f in files
+            )
+            assert exists, f"{dockerfile}: COPY source {source} does not exist"
+
+
+def test_dev_pipeline_renders_the_dev_overlay() -> None:
+    config = skaffold_config()
+    assert config["manifests"]["kustomize"]["paths"] == ["deploy/overlays/dev"]
+    assert skaffold_profile_for("prod") == "prod"
+    assert skaffold_profile_for("loadtest") == "loadtest"
+
+
+def test_loadtest_profile_adds_loadgen_without_sync() -> None:
+    artifacts = skaffold_artifacts("loadtest")
+    assert {a["image"] for a in artifacts} == {"tasks-api", "stats-api", "loadgen"}
+    loadgen = next(a for a in artifacts if a["image"] == "loadgen")
+    assert loadgen["context"] == "."
+    assert loadgen["docker"]["dockerfile"] == "services/loadgen/Dockerfile"
+    assert all("sync" not in a for a in artifacts)
+
+
+def test_loadtest_overlay_runs_no_reloader() -> None:
+    if overlay_missing_reason("loadtest"):
+        pytest.skip(overlay_missing_reason("loadtest") or "")
+    for template in pod_templates(render("loadtest")):
+        for container in template.containers():
+            names = {e["name"] for e in container.get("env", [])}
+            assert "RELOAD" not in names, template.name
+
+
+def test_prod_profile_pushes() -> None:
+    prod = next(p for p in skaffold_config()["profiles"] if p["name"] == "prod")
+    assert prod["build"]["local"]["push"] is True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_image_is_an_artifact_or_exactly_tagged(overlay: str) -> None:
+    if overlay_missing_reason(overlay):
+        pytest.skip(overlay_missing_reason(overlay) or "")
+    artifacts = {a["image"] for a in skaffold_artifacts(skaffold_profile_for(overlay))}
+    used: set[str] = set()
+    for template in pod_templates(render(overlay)):
+        for container in template.containers():
+            image = container["image"]
+            used.add(image)
+            assert image in artifacts or exact_third_party_image(image), (
+                f"{template.name}/{container['name']}: {image} is neither a Skaffold artifact "
+                "nor an exactly tagged image"
+            )
+    # Every artifact the pipeline builds is deployed by it.
+    assert artifacts <= used
+
+
+def test_image_pin_rule() -> None:
+    assert exact_third_party_image("postgres:15.18-bookworm")
+    assert exact_third_party_image("prom/prometheus:v3.5.0")
+    assert exact_third_party_image("busybox@sha256:" + "a" * 64)
+    assert exact_third_party_image("redis:7.4.5-bookworm")
+    loose = ("postgres", "postgres:latest", "postgres:15", "redis:7.4-bookworm", "grafana:11.6")
+    for image in loose:
+        assert not exact_third_party_image(image), image
+
+
+def test_verify_image_is_exactly_tagged() -> None:
+    for case in skaffold_config()["verify"]:
+        assert exact_third_party_image(case["container"]["image"])
+
+
+def test_verify_runs_in_cluster_with_a_restricted_job() -> None:
+    (case,) = skaffold_config()["verify"]
+    manifest = case["executionMode"]["kubernetesCluster"]["jobManifestPath"]
+    (job,) = load_yaml_documents(REPO / manifest)
+    assert job["kind"] == "Job"
+    assert job["metadata"]["namespace"] == "taskflow"
+    container_names = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
+    # Skaffold patches the container whose name matches the verify container.
+    assert case["container"]["name"] in container_names
+    script = " ".join(case["container"]["args"])
+    for url in ("tasks-api.taskflow.svc", "stats-api.taskflow.svc"):
+        assert url in script
+    for path in ("/ready", "/tasks", "/stats"):
+        assert path in script
+
+
+def test_port_forwards_name_real_services() -> None:
+    docs = render("dev")
+    forwards = skaffold_config()["portForward"]
+    assert {f["resourceName"] for f in forwards} == {
+        "tasks-api",
+        "stats-api",
+        "grafana",
+        "prometheus",
+    }
+    local_ports = [f["localPort"] for f in forwards]
+    assert len(set(local_ports)) == len(local_ports)
+    for forward in forwards:
+        service: Obj | None = find(docs, "Service", forward["resourceName"])
+        assert service is not None, forward
+        assert forward["namespace"] == service["metadata"]["namespace"]
+        assert forward["port"] in [p["port"] for p in service["spec"]["ports"]]
+    by_name = {f["resourceName"]: f["localPort"] for f in forwards}
+    # The same local ports as `make up` (DESIGN.md).
+    assert by_name["tasks-api"] == 8000
+    assert by_name["stats-api"] == 8001
+
+
+def test_status_check_tolerates_the_migrate_wait() -> None:
+    deploy = skaffold_config()["deploy"]
+    assert deploy["tolerateFailuresUntilDeadline"] is True
+    # PostgreSQL's first start plus init restarts with back-off (up to 5 min between tries).
+    assert deploy["statusCheckDeadlineSeconds"] >= 300
+    dev = render("dev")
+    for deployment in [d for d in dev if d["kind"] == "Deployment"]:
+        progress = deployment["spec"].get("progressDeadlineSeconds", 600)
+        # A smaller Deployment deadline would cut Skaffold's short.
+        assert progress >= deploy["statusCheckDeadlineSeconds"], deployment["metadata"]["name"]
+
+
+def test_kustomize_paths_exist() -> None:
+    config = skaffold_config()
+    paths = list(config["manifests"]["kustomize"]["paths"])
+    for profile in config["profiles"]:
+        paths += profile.get("manifests", {}).get("kustomize", {}).get("paths", [])
+    for path in paths:
+        assert (REPO / path / "kustomization.yaml").exists(), path
+        assert (REPO / path).is_relative_to(DEPLOY)
