@@ -1,0 +1,149 @@
+"""The run report: raw counts + serialized histograms, derived figures, verdicts, the table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from loadgen.config import Thresholds
+from loadgen.histogram import decode, encode, new_histogram, summary_ms
+from loadgen.scenario import OPERATIONS
+from loadgen.stats import ERROR_KINDS, EndpointStats, RunStats
+from loadgen.thresholds import evaluate
+
+SCHEMA = "taskflow-loadgen-report/1"
+
+
+def endpoint_raw(name: str, stats: EndpointStats) -> dict[str, Any]:
+    op = OPERATIONS[name]
+    return {
+        "service": op.service,
+        "method": op.method,
+        "path": op.path,
+        "sent": stats.sent,
+        "ok": stats.ok,
+        "late": stats.late,
+        "dropped": stats.dropped,
+        "errors": {kind: stats.errors.get(kind, 0) for kind in ERROR_KINDS},
+        "histogram": encode(stats.latency),
+    }
+
+
+def raw_report(stats: RunStats, duration_s: float) -> dict[str, Any]:
+    """The additive part of a report: what `merge` can sum exactly."""
+    return {
+        "schema": SCHEMA,
+        "model": "open",
+        "duration_s": duration_s,
+        "stages": [
+            {
+                "rate": stage.rate,
+                "duration_s": stage.duration,
+                "elapsed_s": max(stage.duration, stage.last_send),
+                "scheduled": stage.scheduled,
+                "sent": stage.sent,
+                "late": stage.late,
+                "dropped": stage.dropped,
+            }
+            for stage in stats.stages
+        ],
+        "schedule": {
+            "scheduled": stats.scheduled,
+            "sent": stats.sent,
+            "late": stats.late,
+            "dropped": stats.dropped,
+            "lag_histogram": encode(stats.lag),
+        },
+        "endpoints": {name: endpoint_raw(name, e) for name, e in stats.endpoints.items()},
+    }
+
+
+def finalize(report: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
+    """Recompute every derived figure and verdict from the raw counts and histograms."""
+    duration = report["duration_s"]
+    total_histogram = new_histogram()
+    for endpoint in report["endpoints"].values():
+        histogram = decode(endpoint["histogram"])
+        total_histogram.add(histogram)
+        _derive(endpoint, histogram, duration)
+    for stage in report["stages"]:
+        stage["achieved_rate"] = _rate(stage["sent"], stage["elapsed_s"])
+    schedule = report["schedule"]
+    schedule["misses"] = schedule["late"] + schedule["dropped"]
+    schedule["miss_rate"] = _ratio(schedule["misses"], schedule["scheduled"])
+    schedule["lag_ms"] = summary_ms(decode(schedule["lag_histogram"]))
+    report["total"] = _total(report["endpoints"], total_histogram, duration)
+    report["thresholds"] = thresholds.to_json()
+    report["verdicts"] = evaluate(report["endpoints"], schedule["miss_rate"], thresholds)
+    report["passed"] = all(v["passed"] for v in report["verdicts"])
+    return report
+
+
+def _derive(endpoint: dict[str, Any], histogram: HdrHistogram, duration: float) -> None:
+    endpoint["error_count"] = sum(endpoint["errors"].values())
+    endpoint["error_rate"] = _ratio(endpoint["error_count"], endpoint["sent"])
+    endpoint["achieved_rate"] = _rate(endpoint["sent"], duration)
+    endpoint["latency_ms"] = summary_ms(histogram)
+
+
+def _total(
+    endpoints: Mapping[str, Mapping[str, Any]], histogram: HdrHistogram, duration: float
+) -> dict[str, Any]:
+    total: dict[str, Any] = {
+        key: sum(e[key] for e in endpoints.values()) for key in ("sent", "ok", "late", "dropped")
+    }
+    total["errors"] = {
+        k: sum(e["errors"].get(k, 0) for e in endpoints.values()) for k in ERROR_KINDS
+    }
+    _derive(total, histogram, duration)
+    return total
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
+def render_table(report: Mapping[str, Any]) -> str:
+    """The human-readable end-of-run table."""
+    header = (
+        f"{'endpoint':<10} {'request':<26} {'sent':>8} {'ok':>8} {'errors':>22} {'rate/s':>8} "
+        f"{'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    rows = [(name, e) for name, e in report["endpoints"].items() if e["sent"] or e["dropped"]]
+    for name, e in [*rows, ("TOTAL", {**report["total"], "method": "", "path": ""})]:
+        lat = e["latency_ms"]
+        lines.append(
+            f"{name:<10} {(e['method'] + ' ' + e['path']).strip():<26} {e['sent']:>8} {e['ok']:>8} "
+            f"{_errors(e['errors']):>22} {e['achieved_rate']:>8.1f} "
+            + " ".join(_ms(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max"))
+        )
+    schedule = report["schedule"]
+    lines.append(
+        f"schedule: {schedule['scheduled']} scheduled, {schedule['late']} late, "
+        f"{schedule['dropped']} dropped at the in-flight cap, "
+        f"miss rate {schedule['miss_rate']:.4%}, "
+        f"lag p99 {_ms(schedule['lag_ms']['p99']).strip()} ms"
+    )
+    lines.append("thresholds:")
+    for v in report["verdicts"]:
+        value = "n/a" if v["value"] is None else f"{v['value']:.4g}"
+        mark = "PASS" if v["passed"] else "FAIL"
+        lines.append(f"  {mark} {v['threshold']:<10} {v['scope']:<10} {value} <= {v['limit']:g}")
+    lines.append(f"result: {'PASSED' if report['passed'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def _errors(errors: Mapping[str, int]) -> str:
+    parts = [f"{kind}:{count}" for kind, count in errors.items() if count]
+    return ",".join(parts) if parts else "0"
+
+
+def _ms(value: float | None) -> str:
+    return f"{'-':>8}" if value is None else f"{value:>8.1f}"

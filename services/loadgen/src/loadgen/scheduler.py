@@ -1,0 +1,141 @@
+"""The open-model scheduler: sends leave at fixed arrival times whatever the responses do."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+
+from loadgen.config import Stage
+from loadgen.histogram import record_seconds
+from loadgen.scenario import Request, Scenario
+from loadgen.stats import RunStats, status_kind
+from loadgen.transport import Transport, TransportError
+
+# one clock for schedule and measurement: CLOCK_MONOTONIC, fine-grained (uvloop's loop.time() is ms)
+clock = time.monotonic
+
+
+def stage_starts(stages: Sequence[Stage]) -> list[float]:
+    """Offset (s) of each stage's start from the start of the load."""
+    starts, offset = [], 0.0
+    for stage in stages:
+        starts.append(offset)
+        offset += stage.duration
+    return starts
+
+
+def arrivals(stages: Sequence[Stage]) -> Iterator[tuple[int, float]]:
+    """(stage index, offset from load start) of every send, evenly spaced at each stage's rate."""
+    for index, (stage, start) in enumerate(zip(stages, stage_starts(stages), strict=True)):
+        if stage.rate <= 0:
+            continue
+        for k in range(math.floor(stage.rate * stage.duration + 1e-9)):
+            yield index, start + k / stage.rate
+
+
+class OpenModel:
+    """Drives one run: launches each send at its time, counts sends that could not keep it."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        scenario: Scenario,
+        transport: Transport,
+        stats: RunStats,
+        max_inflight: int,
+        lag_bound: float,
+    ) -> None:
+        self.stages = stages
+        self.scenario = scenario
+        self.transport = transport
+        self.stats = stats
+        self.max_inflight = max_inflight
+        self.lag_bound = lag_bound
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.started = 0.0
+
+    async def run(self, stop: asyncio.Event) -> float:
+        """Run every stage (or until `stop`); return the load phase's length in seconds."""
+        self.started = start = clock()
+        starts = stage_starts(self.stages)
+        for index, offset in arrivals(self.stages):
+            if stop.is_set():
+                break
+            self.stats.stage_index = index
+            due = start + offset
+            if not await _sleep_until(due, stop):
+                break
+            self._launch(due, index, start + starts[index])
+        await _sleep_until(start + sum(stage.duration for stage in self.stages), stop)
+        return clock() - start
+
+    async def drain(self, seconds: float) -> None:
+        """Wait for in-flight requests; anything still open after `seconds` is cancelled."""
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def _launch(self, due: float, index: int, stage_start: float) -> None:
+        now = clock()
+        lag = now - due
+        stats, stage = self.stats, self.stats.stages[index]
+        stats.scheduled += 1
+        stage.scheduled += 1
+        name = self.scenario.pick()
+        if stats.inflight >= self.max_inflight:  # the cap is the generator's limit: a miss
+            stats.endpoints[name].dropped += 1
+            stage.dropped += 1
+            return
+        request = self.scenario.build(name)  # own-task fallbacks may change the operation
+        endpoint = stats.endpoints[request.name]
+        record_seconds(stats.lag, lag)
+        if lag > self.lag_bound:
+            endpoint.late += 1
+            stage.late += 1
+        endpoint.sent += 1
+        stage.sent += 1
+        stage.last_send = now - stage_start
+        stats.inflight += 1
+        task = asyncio.get_running_loop().create_task(self._send(due, request))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(self, due: float, request: Request) -> None:
+        endpoint = self.stats.endpoints[request.name]
+        try:
+            status, body = await self.transport.request(request.method, request.url, request.body)
+        except TransportError as exc:
+            endpoint.record(None, exc.kind)
+            self.scenario.settle(request, None, b"")
+        except asyncio.CancelledError:
+            endpoint.record(None, "timeout")
+            raise
+        except Exception:  # an unexpected client failure must not kill the run: count it
+            endpoint.record(None, "other")
+            self.scenario.settle(request, None, b"")
+        else:
+            # latency from the scheduled time, not the actual send: no coordinated omission
+            endpoint.record(clock() - due, status_kind(status))
+            self.scenario.settle(request, status, body)
+        finally:
+            self.stats.inflight -= 1
+
+
+async def _sleep_until(deadline: float, stop: asyncio.Event) -> bool:
+    """Sleep to `deadline`, never waking before it; long sleeps end early on `stop`."""
+    # uvloop rounds timers to whole ms and may wake up to 0.5 ms early: sleep again then
+    while (delay := deadline - clock()) > 0:
+        if delay > 0.5:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return False
+        else:
+            await asyncio.sleep(delay)
+    return not stop.is_set()

@@ -1,0 +1,81 @@
+"""Live counters of a run: per endpoint, per stage, and the schedule itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+from loadgen.histogram import new_histogram, record_seconds
+
+ERROR_KINDS = ("http_4xx", "http_5xx", "connect", "timeout", "reset", "other")
+
+
+def status_kind(status: int) -> str | None:
+    """None for a success (< 400), else the error kind of the HTTP status class."""
+    if status < 400:
+        return None
+    return "http_4xx" if status < 500 else "http_5xx"
+
+
+@dataclass
+class EndpointStats:
+    """Counts and latency (from the scheduled send time) of one endpoint of the mix."""
+
+    sent: int = 0
+    ok: int = 0
+    late: int = 0
+    dropped: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: HdrHistogram = field(default_factory=new_histogram)
+
+    def record(self, seconds: float | None, error: str | None) -> None:
+        """seconds is None when no response arrived (connect/timeout/reset)."""
+        if seconds is not None:
+            record_seconds(self.latency, seconds)
+        if error is None:
+            self.ok += 1
+        else:
+            self.errors[error] += 1
+
+
+@dataclass
+class StageStats:
+    """What one stage scheduled and what actually left."""
+
+    rate: float
+    duration: float
+    scheduled: int = 0
+    sent: int = 0
+    late: int = 0
+    dropped: int = 0
+    last_send: float = 0.0  # seconds after the stage's scheduled start
+
+
+@dataclass
+class RunStats:
+    """Everything the report and /metrics read; mutated only on the event loop."""
+
+    endpoints: dict[str, EndpointStats]
+    stages: list[StageStats]
+    lag: HdrHistogram = field(default_factory=new_histogram)
+    scheduled: int = 0
+    inflight: int = 0
+    stage_index: int = 0
+
+    @property
+    def sent(self) -> int:
+        return sum(e.sent for e in self.endpoints.values())
+
+    @property
+    def late(self) -> int:
+        return sum(e.late for e in self.endpoints.values())
+
+    @property
+    def dropped(self) -> int:
+        return sum(e.dropped for e in self.endpoints.values())
+
+    @property
+    def completed(self) -> int:
+        return sum(e.ok + sum(e.errors.values()) for e in self.endpoints.values())
