@@ -1,0 +1,284 @@
+"""RFC 9457 problem details: the domain errors and the one mapper from any exception to HTTP.
+
+Every error response is `application/problem+json` with a stable `type` URI per kind of error,
+a constant `title` per type, `status`, an occurrence-specific `detail` that never carries SQL or
+a traceback, and `errors` (a list of {"field", "message"}) for validation failures.
+Type URIs are `https://taskflow.dev/problems/<kind>`; any other HTTP error uses `about:blank`
+with the status phrase as title, as RFC 9457 §4.2.1 prescribes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy import exc as sa_exc
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://taskflow.dev/problems/"
+RETRY_AFTER_SECONDS = 1
+
+log = structlog.get_logger("taskflow.problems")
+
+
+class ProblemKind(Enum):
+    """(slug, status, constant title) for every kind of error this project answers with."""
+
+    VALIDATION = ("validation-error", 400, "Request validation failed")
+    BAD_REQUEST = ("bad-request", 400, "Malformed request")
+    NOT_FOUND = ("not-found", 404, "Resource not found")
+    METHOD_NOT_ALLOWED = ("method-not-allowed", 405, "Method not allowed")
+    CONFLICT = ("conflict", 409, "Conflicting state")
+    PRECONDITION_FAILED = ("precondition-failed", 412, "Precondition failed")
+    PAYLOAD_TOO_LARGE = ("payload-too-large", 413, "Request body too large")
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported-media-type", 415, "Unsupported media type")
+    SERVICE_UNAVAILABLE = ("service-unavailable", 503, "Service temporarily unavailable")
+    INTERNAL = ("internal-error", 500, "Internal server error")
+
+    def __init__(self, slug: str, status: int, title: str) -> None:
+        self.slug = slug
+        self.status = status
+        self.title = title
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+PROBLEM_TYPES = frozenset(kind.type_uri for kind in ProblemKind)
+_KIND_BY_STATUS = {
+    400: ProblemKind.BAD_REQUEST,
+    404: ProblemKind.NOT_FOUND,
+    405: ProblemKind.METHOD_NOT_ALLOWED,
+    409: ProblemKind.CONFLICT,
+    412: ProblemKind.PRECONDITION_FAILED,
+    413: ProblemKind.PAYLOAD_TOO_LARGE,
+    415: ProblemKind.UNSUPPORTED_MEDIA_TYPE,
+    500: ProblemKind.INTERNAL,
+    503: ProblemKind.SERVICE_UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class Problem(Exception):
+    """A domain error that maps directly to a problem response."""
+
+    kind: ProblemKind = ProblemKind.INTERNAL
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class ValidationFailed(Problem):
+    kind = ProblemKind.VALIDATION
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            f"Invalid value for '{field}': {message}", errors=[FieldError(field, message)]
+        )
+
+
+class NotFound(Problem):
+    kind = ProblemKind.NOT_FOUND
+
+
+class PreconditionFailed(Problem):
+    kind = ProblemKind.PRECONDITION_FAILED
+
+
+class UnsupportedMediaType(Problem):
+    kind = ProblemKind.UNSUPPORTED_MEDIA_TYPE
+
+
+class ServiceUnavailable(Problem):
+    kind = ProblemKind.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def problem_response(
+    kind: ProblemKind,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
+    title: str | None = None,
+    type_uri: str | None = None,
+) -> Response[bytes]:
+    status = status or kind.status
+    body: dict[str, Any] = {
+        "type": type_uri or kind.type_uri,
+        "title": title or kind.title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """The single exception handler of every TaskFlow app: domain, framework and database errors."""
+    if isinstance(exc, Problem):
+        return problem_response(exc.kind, exc.detail, errors=exc.errors, headers=exc.headers)
+    if isinstance(exc, ValidationException):
+        return _validation_problem(exc)
+    if isinstance(exc, HTTPException):
+        return _http_problem(exc)
+    if _is_database_unavailable(exc):
+        log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+        return problem_response(
+            ProblemKind.SERVICE_UNAVAILABLE,
+            "The database is busy or unreachable; retry shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
+    return problem_response(ProblemKind.INTERNAL, "An unexpected error occurred.")
+
+
+def _http_problem(exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    kind = _KIND_BY_STATUS.get(status)
+    if kind is None:
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        return problem_response(
+            ProblemKind.INTERNAL,
+            phrase,
+            status=status,
+            title=phrase,
+            type_uri="about:blank",
+            headers=headers,
+        )
+    if status >= 500:
+        # Framework 5xx details may name internals; keep them in the log only.
+        log.error("server error", status=status, error=str(exc.detail))
+        return problem_response(kind, _generic_detail(kind), headers=headers)
+    return problem_response(kind, _client_detail(kind, exc), headers=headers)
+
+
+def _client_detail(kind: ProblemKind, exc: HTTPException) -> str:
+    # Litestar's default detail for 404/405 is the status phrase; say something useful instead.
+    if kind is ProblemKind.NOT_FOUND:
+        return "No resource exists at this path."
+    if kind is ProblemKind.METHOD_NOT_ALLOWED:
+        return "This method is not allowed on this resource."
+    if kind is ProblemKind.PAYLOAD_TOO_LARGE:
+        return "The request body exceeds the size limit."
+    detail = str(exc.detail)
+    return detail if _safe(detail) else HTTPStatus(exc.status_code).phrase
+
+
+def _generic_detail(kind: ProblemKind) -> str:
+    if kind is ProblemKind.SERVICE_UNAVAILABLE:
+        return "The service is temporarily unable to answer; retry shortly."
+    return "An unexpected error occurred."
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+_AT_PATH = re.compile(r"\s*- at `\$((?:\.[^`\s.\[]+|\[\d+\])*)`$")
+
+
+def field_errors_from_messages(items: list[tuple[str, str]]) -> list[FieldError]:
+    """Turn (key, message) pairs from msgspec/Litestar into errors naming the offending field."""
+    errors: list[FieldError] = []
+    for key, raw_message in items:
+        message = raw_message
+        field = key
+        at = _AT_PATH.search(message)
+        if at:
+            message = message[: at.start()]
+            path = at.group(1).lstrip(".")
+            if path:
+                field = path
+        for pattern in (_UNKNOWN_FIELD, _MISSING_FIELD):
+            named = pattern.search(message)
+            if named:
+                field = named.group(1) if field in {"data", ""} else f"{field}.{named.group(1)}"
+        errors.append(FieldError(field or "body", message))
+    return errors
+
+
+def _validation_problem(exc: ValidationException) -> Response[bytes]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    items = [
+        (str(item.get("key", "")), str(item.get("message", "invalid value")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    errors = field_errors_from_messages(items) or [FieldError("request", "invalid request")]
+    names = ", ".join(dict.fromkeys(e.field for e in errors))
+    return problem_response(ProblemKind.VALIDATION, f"Invalid value for: {names}.", errors=errors)
+
+
+def _is_database_unavailable(exc: Exception) -> bool:
+    # Pool exhausted (sqlalchemy TimeoutError), lost or refused connections, statement timeouts.
+    if isinstance(exc, sa_exc.TimeoutError | TimeoutError | ConnectionError | OSError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return (
+            bool(exc.connection_invalidated)
+            or isinstance(exc, sa_exc.OperationalError)
+            or (
+                type(exc.orig).__name__
+                in {"QueryCanceledError", "CannotConnectNowError", "TooManyConnectionsError"}
+            )
+        )
+    return type(exc).__name__ in {
+        "ConnectionDoesNotExistError",
+        "CannotConnectNowError",
+        "TooManyConnectionsError",
+        "QueryCanceledError",
+        "InterfaceError",
+    }
+
+
+def _safe(detail: str) -> bool:
+    lowered = detail.lower()
+    return "traceback" not in lowered and "select " not in lowered and len(detail) <= 300
+
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_TYPES",
+    "FieldError",
+    "NotFound",
+    "PreconditionFailed",
+    "Problem",
+    "ProblemKind",
+    "ServiceUnavailable",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "field_errors_from_messages",
+    "handle_exception",
+    "problem_response",
+]

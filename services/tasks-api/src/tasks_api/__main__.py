@@ -1,0 +1,15 @@
+"""`python -m tasks_api`: one uvicorn process serving tasks_api.app:create_app on HOST/PORT."""
+
+from __future__ import annotations
+
+from taskflow_core.server import run
+
+APP_FACTORY = "tasks_api.app:create_app"
+
+
+def main() -> None:
+    run(APP_FACTORY)
+
+
+if __name__ == "__main__":
+    main()

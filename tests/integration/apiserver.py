@@ -1,0 +1,88 @@
+"""Run a TaskFlow API as a real `python -m <service>` process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from devstack.servers import LOOPBACK, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 25.0
+
+
+@dataclass
+class ApiServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    """A clean environment: only what the service needs, nothing inherited that it could read."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in {"PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH"}
+    }
+    env.update({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **extra})
+    return env
+
+
+@contextmanager
+def api_server(module: str, env: Mapping[str, str]) -> Iterator[ApiServer]:
+    port = free_port()
+    log_file = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**env, "HOST": LOOPBACK, "PORT": str(port)},
+        cwd=REPO,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    server = ApiServer(f"http://{LOOPBACK}:{port}", process, Path(log_file.name))
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        _stop(process)
+        log_file.close()
+        Path(log_file.name).unlink(missing_ok=True)
+
+
+def _wait_healthy(server: ApiServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"server not healthy after {START_TIMEOUT}s:\n{server.log()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
