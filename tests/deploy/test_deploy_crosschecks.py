@@ -1,0 +1,328 @@
+"""The manifests agree with each other and with the code: selectors, ports, routes, env, HPAs."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import re
+
+import pytest
+from deploy_model import (
+    OVERLAYS,
+    Obj,
+    PodTemplate,
+    container_ports,
+    cpu_millis,
+    find,
+    ident,
+    name_of,
+    of_kind,
+    overlay_missing_reason,
+    pod_templates,
+    probes,
+    provided_env,
+    render,
+    selects,
+)
+from taskflow_core.settings import DATABASE_PARTS, ENV_VARS, ConfigError, Settings
+
+# Image (Skaffold artifact) -> the app factory its server runs.
+APP_FACTORIES = {
+    "tasks-api": "tasks_api.app:create_app",
+    "stats-api": "stats_api.app:create_app",
+}
+API_IMAGES = tuple(APP_FACTORIES)
+# uvicorn's drain bound, fixed in taskflow_core's server (interfaces.md).
+SERVER_DRAIN_SECONDS = 20
+SHUTDOWN_MARGIN_SECONDS = 5
+
+
+def rendered(overlay: str) -> tuple[Obj, ...]:
+    reason = overlay_missing_reason(overlay)
+    if reason is not None:
+        pytest.skip(reason)
+    return render(overlay)
+
+
+def api_templates(docs: tuple[Obj, ...]) -> list[PodTemplate]:
+    found = [
+        t
+        for t in pod_templates(docs)
+        if any(c["image"] in API_IMAGES for c in t.spec.get("containers", []))
+    ]
+    assert {name_of(t.owner) for t in found} >= set(API_IMAGES)
+    return found
+
+
+@functools.cache
+def app_routes(image: str) -> frozenset[str]:
+    """Paths of the app's GET routes, from the real app built as its server builds it."""
+    module_name, _, factory = APP_FACTORIES[image].partition(":")
+    module = importlib.import_module(module_name)
+    saved = os.environ.get("DATABASE_URL")
+    # Construction needs a database URL but connects to nothing (port 9 would refuse).
+    os.environ["DATABASE_URL"] = "postgresql://taskflow@127.0.0.1:9/taskflow"
+    try:
+        app = getattr(module, factory)()
+    finally:
+        if saved is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = saved
+    return frozenset(
+        route.path for route in app.routes if "GET" in getattr(route, "methods", {"GET"})
+    )
+
+
+# --- Services ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_selectors_match_pods_and_target_container_ports(overlay: str) -> None:
+    docs = rendered(overlay)
+    templates = pod_templates(docs)
+    for service in of_kind(docs, "Service"):
+        selected = [t for t in templates if selects(service["spec"]["selector"], t.labels)]
+        assert selected, f"{ident(service)} selects no pod"
+        for port in service["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            for template in selected:
+                ports: dict[str | int, int] = {}
+                for container in template.containers(init=False):
+                    ports |= container_ports(container)
+                assert target in ports, f"{ident(service)} targets {target!r} of {template.name}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_services_expose_port_8000_as_http(overlay: str) -> None:
+    docs = rendered(overlay)
+    for name in API_IMAGES:
+        service = find(docs, "Service", name)
+        assert service is not None
+        assert service["spec"]["type"] == "ClusterIP"
+        assert service["spec"]["ports"] == [
+            {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
+        ]
+
+
+# --- Probes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probe_ports_are_container_ports(overlay: str) -> None:
+    for template in pod_templates(rendered(overlay)):
+        for container in template.containers():
+            ports = container_ports(container)
+            for kind, probe in probes(container):
+                handler = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc")
+                if handler is None:
+                    assert "exec" in probe, f"{template.name}/{container['name']} {kind}"
+                    continue
+                where = f"{template.name}/{container['name']} {kind}"
+                assert handler["port"] in ports, f"{where}: port {handler['port']!r}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_probes_hit_real_routes(overlay: str) -> None:
+    for template in api_templates(rendered(overlay)):
+        container = template.spec["containers"][0]
+        routes = app_routes(container["image"])
+        expected = {
+            "startupProbe": "/health",
+            "livenessProbe": "/health",
+            "readinessProbe": "/ready",
+        }
+        for kind, path in expected.items():
+            probe_path = container[kind]["httpGet"]["path"]
+            assert probe_path == path, f"{template.name} {kind}"
+            assert probe_path in routes, f"{template.name} {kind}: {probe_path} is not a route"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_annotations_point_at_a_real_route(overlay: str) -> None:
+    for template in api_templates(rendered(overlay)):
+        container = template.spec["containers"][0]
+        annotations = template.annotations
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) in container_ports(container).values()
+        assert annotations["prometheus.io/path"] in app_routes(container["image"])
+
+
+def test_route_tables_are_the_real_apps() -> None:
+    # Guards the route check itself: the tables hold the API routes and nothing invented.
+    assert {"/tasks", "/health", "/ready", "/metrics"} <= app_routes("tasks-api")
+    assert {"/stats", "/health", "/ready", "/metrics"} <= app_routes("stats-api")
+    assert "/stats" not in app_routes("tasks-api")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_termination_grace_covers_prestop_and_drain(overlay: str) -> None:
+    for template in api_templates(rendered(overlay)):
+        container = template.spec["containers"][0]
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop >= 5
+        grace = template.spec["terminationGracePeriodSeconds"]
+        assert grace >= pre_stop + SERVER_DRAIN_SECONDS + SHUTDOWN_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_pods_run_migrate_first_on_their_own_image(overlay: str) -> None:
+    for template in api_templates(rendered(overlay)):
+        (app,) = template.spec["containers"]
+        (init,) = template.spec["initContainers"]
+        assert init["name"] == "migrate"
+        assert init["command"] == ["taskflow-migrate"]
+        assert init["image"] == app["image"] == name_of(template.owner)
+        assert {"cpu", "memory"} <= set(init["resources"]["requests"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_pods_spread_and_need_no_service_account_token(overlay: str) -> None:
+    for template in api_templates(rendered(overlay)):
+        spec = template.spec
+        assert spec["automountServiceAccountToken"] is False
+        constraints = spec["topologySpreadConstraints"]
+        assert constraints
+        for constraint in constraints:
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+            assert selects(constraint["labelSelector"], template.labels)
+
+
+# --- Environment ---------------------------------------------------------------------------
+
+
+def api_containers(overlay: str) -> list[tuple[str, Obj]]:
+    return [
+        (f"{t.name}/{c['name']}", c)
+        for t in api_templates(rendered(overlay))
+        for c in t.containers()
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_required_settings_are_provided(overlay: str) -> None:
+    docs = rendered(overlay)
+    for where, container in api_containers(overlay):
+        env = provided_env(container, docs, overlay)
+        assert not env.unresolved, f"{where} reads {env.unresolved}, defined nowhere"
+        database = "DATABASE_URL" in env.names or set(DATABASE_PARTS) <= env.names
+        assert database, f"{where}: neither DATABASE_URL nor all of {DATABASE_PARTS}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_nothing_provided_goes_unread(overlay: str) -> None:
+    docs = rendered(overlay)
+    for where, container in api_containers(overlay):
+        env = provided_env(container, docs, overlay)
+        unread = {n for n in env.names if n not in ENV_VARS and not n.startswith("OTEL_")}
+        assert not unread, f"{where} is given {sorted(unread)}, which the settings never read"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_provided_values_are_valid_settings(overlay: str) -> None:
+    # The literal values (ConfigMap, env) parse: a typo would stop every pod at start.
+    docs = rendered(overlay)
+    for where, container in api_containers(overlay):
+        values = provided_env(container, docs, overlay).values
+        known = {k: v for k, v in values.items() if k in ENV_VARS}
+        try:
+            Settings.from_env({**known, "DATABASE_URL": "postgresql://u@h/db"})
+        except ConfigError as exc:
+            pytest.fail(f"{where}: {exc}")
+
+
+def test_dev_sets_reload_only_on_the_servers() -> None:
+    for template in api_templates(render("dev")):
+        (app,) = template.spec["containers"]
+        assert {"name": "RELOAD", "value": "true"} in app["env"]
+        for init in template.spec["initContainers"]:
+            assert "RELOAD" not in {e["name"] for e in init.get("env", [])}
+
+
+def test_seed_demo_tasks_only_outside_prod() -> None:
+    for overlay, expected in (("dev", "1000"), ("prod", "0")):
+        for template in api_templates(render(overlay)):
+            (init,) = template.spec["initContainers"]
+            seed = {e["name"]: e.get("value") for e in init["env"]}["SEED_DEMO_TASKS"]
+            assert seed == expected, f"{overlay} {template.name}"
+
+
+def test_configmaps_hold_no_secrets() -> None:
+    for overlay in OVERLAYS:
+        if overlay_missing_reason(overlay):
+            continue
+        for config in of_kind(render(overlay), "ConfigMap"):
+            for key in config.get("data") or {}:
+                assert not re.search(r"(?i)pass|secret|token", key), f"{ident(config)}: {key}"
+
+
+# --- HPAs and PDBs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_hpa_target_exists_with_cpu_requests_and_no_replicas(overlay: str) -> None:
+    docs = rendered(overlay)
+    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    assert {name_of(h) for h in hpas} >= set(API_IMAGES)
+    for hpa in hpas:
+        ref = hpa["spec"]["scaleTargetRef"]
+        target = find(docs, ref["kind"], ref["name"])
+        assert target is not None, f"{ident(hpa)} targets a missing {ref['kind']}/{ref['name']}"
+        assert "replicas" not in target["spec"], f"{ident(target)} sets spec.replicas"
+        spec = target["spec"]["template"]["spec"]
+        for container in spec["containers"] + spec.get("initContainers", []):
+            cpu = container.get("resources", {}).get("requests", {}).get("cpu")
+            assert cpu is not None, f"{ident(target)}/{container['name']} has no CPU request"
+            assert cpu_millis(cpu) > 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_hpas_scale_on_cpu_with_the_lab_behaviour(overlay: str) -> None:
+    for hpa in of_kind(rendered(overlay), "HorizontalPodAutoscaler"):
+        spec = hpa["spec"]
+        assert spec["metrics"] == [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 50},
+                },
+            }
+        ]
+        expected = (1, 1) if overlay == "dev" else (2, 10)
+        assert (spec["minReplicas"], spec["maxReplicas"]) == expected
+        up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+        assert up["stabilizationWindowSeconds"] == 0
+        assert up["selectPolicy"] == "Max"
+        assert {(p["type"], p["value"], p["periodSeconds"]) for p in up["policies"]} == {
+            ("Percent", 100, 15),
+            ("Pods", 4, 15),
+        }
+        assert down["stabilizationWindowSeconds"] == 60
+        assert [(p["type"], p["value"], p["periodSeconds"]) for p in down["policies"]] == [
+            ("Percent", 50, 60)
+        ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_api_has_one_pdb_allowing_one_disruption(overlay: str) -> None:
+    docs = rendered(overlay)
+    pdbs = of_kind(docs, "PodDisruptionBudget")
+    for template in api_templates(docs):
+        covering = [p for p in pdbs if selects(p["spec"]["selector"], template.labels)]
+        assert len(covering) == 1, template.name
+        assert covering[0]["spec"] == {
+            "maxUnavailable": 1,
+            "selector": covering[0]["spec"]["selector"],
+        }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_requests_and_limits(overlay: str) -> None:
+    for template in pod_templates(rendered(overlay)):
+        for container in template.containers():
+            resources = container.get("resources", {})
+            where = f"{template.name}/{container['name']}"
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), where
+            assert {"cpu", "memory"} <= set(resources.get("limits", {})), where

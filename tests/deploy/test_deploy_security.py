@@ -1,0 +1,347 @@
+"""Pod Security "restricted" everywhere, hardening beyond it, least-privilege RBAC, policies."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from deploy_model import (
+    DEPLOY,
+    OVERLAYS,
+    Obj,
+    PodTemplate,
+    container_ports,
+    ident,
+    load_yaml_documents,
+    name_of,
+    of_kind,
+    overlay_missing_reason,
+    pod_template_of,
+    pod_templates,
+    render,
+    selects,
+)
+from pod_security import restricted_violations
+
+# Workloads that call the Kubernetes API and so mount a ServiceAccount token.
+API_CLIENTS = {"prometheus", "loadgen"}
+
+
+def rendered(overlay: str) -> tuple[Obj, ...]:
+    reason = overlay_missing_reason(overlay)
+    if reason is not None:
+        pytest.skip(reason)
+    return render(overlay)
+
+
+def all_templates(overlay: str) -> list[PodTemplate]:
+    templates = pod_templates(rendered(overlay))
+    job = pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0])
+    assert job is not None
+    return [*templates, job]
+
+
+# --- Pod Security Standards ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_meets_pod_security_restricted(overlay: str) -> None:
+    templates = all_templates(overlay)
+    assert templates
+    for template in templates:
+        problems = restricted_violations(template.spec, template.annotations)
+        assert not problems, f"{template.name}: {problems}"
+
+
+def _api_spec() -> Obj:
+    template = next(t for t in pod_templates(render("prod")) if name_of(t.owner) == "tasks-api")
+    return copy.deepcopy(template.spec)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (lambda s: s["initContainers"][0]["securityContext"].pop("allowPrivilegeEscalation"),
+         "allowPrivilegeEscalation"),
+        (lambda s: s["initContainers"][0]["securityContext"]["capabilities"].update(drop=[]),
+         "drop must include ALL"),
+        (lambda s: s["containers"][0]["securityContext"]["capabilities"].update(add=["NET_RAW"]),
+         "NET_RAW"),
+        (lambda s: s["containers"][0]["securityContext"].update(runAsNonRoot=False),
+         "runAsNonRoot"),
+        (lambda s: s["containers"][0]["securityContext"].update(runAsUser=0), "runAsUser"),
+        (lambda s: s["containers"][0]["securityContext"].update(
+            seccompProfile={"type": "Unconfined"}), "Unconfined"),
+        (lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
+        (lambda s: s.update(hostNetwork=True), "hostNetwork"),
+        (lambda s: s["containers"][0]["ports"][0].update(hostPort=8000), "hostPort"),
+        (lambda s: s["containers"][0]["securityContext"].update(privileged=True), "privileged"),
+        (lambda s: s["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+         "kernel.msgmax"),
+    ],
+)  # fmt: skip
+def test_the_check_catches_each_control(mutation: object, expected: str) -> None:
+    spec = _api_spec()
+    assert restricted_violations(spec, {}) == []
+    mutation(spec)  # type: ignore[operator]
+    problems = restricted_violations(spec, {})
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_check_honours_pod_level_defaults() -> None:
+    spec = _api_spec()
+    for container in spec["containers"] + spec["initContainers"]:
+        del container["securityContext"]["runAsNonRoot"]
+        del container["securityContext"]["seccompProfile"]
+    assert restricted_violations(spec, {}) == []
+    del spec["securityContext"]["runAsNonRoot"]
+    assert any("runAsNonRoot" in p for p in restricted_violations(spec, {}))
+
+
+# --- Hardening beyond the profile ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_root_filesystems_are_read_only_except_where_dev_syncs(overlay: str) -> None:
+    for template in all_templates(overlay):
+        api_pod = template.labels.get("app.kubernetes.io/component") == "api"
+        for container in template.containers():
+            writable = container["securityContext"].get("readOnlyRootFilesystem") is not True
+            is_api_server = api_pod and container in template.spec["containers"]
+            expected = overlay == "dev" and is_api_server
+            assert writable == expected, f"{overlay} {template.name}/{container['name']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_containers_run_with_explicit_hardened_contexts(overlay: str) -> None:
+    for template in all_templates(overlay):
+        for container in template.containers():
+            sc = container["securityContext"]
+            where = f"{template.name}/{container['name']}"
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["runAsUser"] >= 1, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_containers_run_as_the_image_user_with_tmp(overlay: str) -> None:
+    for template in all_templates(overlay):
+        if template.labels.get("app.kubernetes.io/component") != "api":
+            continue
+        tmp = {v["name"] for v in template.spec["volumes"] if "emptyDir" in v}
+        for container in template.containers():
+            sc = container["securityContext"]
+            assert (sc["runAsUser"], sc["runAsGroup"]) == (10001, 10001)
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get("/tmp") in tmp, f"{template.name}/{container['name']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_api_clients_mount_a_service_account_token(overlay: str) -> None:
+    for template in all_templates(overlay):
+        name = template.labels["app.kubernetes.io/name"]
+        mounts = template.spec.get("automountServiceAccountToken", True)
+        assert mounts == (name in API_CLIENTS), template.name
+
+
+# --- RBAC --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rbac_is_namespaced_and_has_no_wildcards(overlay: str) -> None:
+    docs = rendered(overlay)
+    assert not of_kind(docs, "ClusterRole")
+    assert not of_kind(docs, "ClusterRoleBinding")
+    for role in of_kind(docs, "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(field, []), ident(role)
+            assert "secrets" not in rule["resources"], ident(role)
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, ident(role)
+
+
+def test_prometheus_may_only_discover_pods_services_endpoints() -> None:
+    docs = render("dev")
+    role = next(r for r in of_kind(docs, "Role") if name_of(r) == "prometheus")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    reads = ("get", "list", "watch")
+    expected = {("", r, v) for r in ("pods", "services", "endpoints") for v in reads}
+    expected |= {("discovery.k8s.io", "endpointslices", v) for v in reads}
+    assert granted == expected
+    binding = next(b for b in of_kind(docs, "RoleBinding") if name_of(b) == "prometheus")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "prometheus",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus", "namespace": "taskflow"}
+    ]
+
+
+# --- NetworkPolicy (loadtest is the overlay that carries the component) -----------------------
+
+NETWORK_POLICY_OVERLAYS = ("loadtest",)
+
+
+def policies(docs: tuple[Obj, ...], direction: str) -> list[Obj]:
+    return [p for p in of_kind(docs, "NetworkPolicy") if direction in p["spec"]["policyTypes"]]
+
+
+def network_policy_docs() -> tuple[Obj, ...]:
+    """The loadtest overlay (or, until the loadgen component lands, dev plus the policies) and
+    Skaffold's smoke-test Job, which runs in the same namespace."""
+    smoke = load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")
+    if overlay_missing_reason("loadtest") is None:
+        return (*render("loadtest"), *smoke)
+    extra = []
+    for path in sorted((DEPLOY / "components" / "network-policies").glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            extra += load_yaml_documents(path)
+    return (*render("dev"), *extra, *smoke)
+
+
+def allowed(docs: tuple[Obj, ...], source: PodTemplate, dest: PodTemplate, port: int) -> bool:
+    """Whether policies let `source` open a TCP connection to `dest` on `port`."""
+
+    def port_matches(rule: Obj, pod: PodTemplate) -> bool:
+        if "ports" not in rule:
+            return True
+        named: dict[str | int, int] = {}
+        for container in pod.containers(init=False):
+            named |= container_ports(container)
+        return any(named.get(p["port"], p["port"]) == port for p in rule["ports"])
+
+    def peer_matches(peers: list[Obj] | None, pod: PodTemplate) -> bool:
+        if peers is None:
+            return True
+        return any(
+            "podSelector" in peer
+            and "namespaceSelector" not in peer
+            and selects(peer["podSelector"], pod.labels)
+            for peer in peers
+        )
+
+    egress_ok = any(
+        peer_matches(rule.get("to"), dest) and port_matches(rule, dest)
+        for policy in policies(docs, "Egress")
+        if selects(policy["spec"]["podSelector"], source.labels)
+        for rule in policy["spec"].get("egress", [])
+    )
+    ingress_ok = any(
+        peer_matches(rule.get("from"), source) and port_matches(rule, dest)
+        for policy in policies(docs, "Ingress")
+        if selects(policy["spec"]["podSelector"], dest.labels)
+        for rule in policy["spec"].get("ingress", [])
+    )
+    return egress_ok and ingress_ok
+
+
+def by_name(templates: list[PodTemplate], name: str) -> PodTemplate:
+    return next(t for t in templates if t.labels.get("app.kubernetes.io/name") == name)
+
+
+def test_default_deny_covers_every_pod() -> None:
+    docs = network_policy_docs()
+    deny = [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert len(deny) == 1
+
+
+def test_dns_egress_to_kube_dns_on_udp_and_tcp() -> None:
+    docs = network_policy_docs()
+    dns = [
+        rule
+        for p in policies(docs, "Egress")
+        if p["spec"]["podSelector"] == {}
+        for rule in p["spec"].get("egress", [])
+        if any(
+            (peer.get("namespaceSelector") or {}).get("matchLabels")
+            == {"kubernetes.io/metadata.name": "kube-system"}
+            for peer in rule.get("to", [])
+        )
+    ]
+    assert len(dns) == 1
+    assert {(p["protocol"], p["port"]) for p in dns[0]["ports"]} == {("UDP", 53), ("TCP", 53)}
+
+
+def test_exactly_the_designed_flows_are_open() -> None:
+    docs = network_policy_docs()
+    pods = pod_templates(docs)
+    tasks, stats = by_name(pods, "tasks-api"), by_name(pods, "stats-api")
+    postgres, redis = by_name(pods, "postgres"), by_name(pods, "redis")
+    prometheus, grafana = by_name(pods, "prometheus"), by_name(pods, "grafana")
+    for api in (tasks, stats):
+        assert allowed(docs, api, postgres, 5432)
+        assert allowed(docs, api, redis, 6379)
+        assert allowed(docs, prometheus, api, 8000)
+        assert not allowed(docs, api, prometheus, 9090)
+        assert not allowed(docs, grafana, api, 8000)
+    assert allowed(docs, grafana, prometheus, 9090)
+    assert not allowed(docs, prometheus, postgres, 5432)
+    assert not allowed(docs, grafana, postgres, 5432)
+    assert not allowed(docs, grafana, redis, 6379)
+    assert not allowed(docs, redis, postgres, 5432)
+    assert not allowed(docs, tasks, stats, 8000), "APIs never call each other"
+    smoke = by_name(pods, "smoke")
+    assert allowed(docs, smoke, tasks, 8000)
+    assert not allowed(docs, smoke, postgres, 5432)
+    if overlay_missing_reason("loadtest") is None:
+        loadgen = by_name(pods, "loadgen")
+        assert allowed(docs, loadgen, tasks, 8000)
+        assert allowed(docs, loadgen, stats, 8000)
+        assert not allowed(docs, loadgen, postgres, 5432)
+        assert not allowed(docs, loadgen, redis, 6379)
+
+
+def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy() -> None:
+    docs = network_policy_docs()
+    for template in pod_templates(docs):
+        for direction in ("Ingress", "Egress"):
+            assert any(
+                selects(p["spec"]["podSelector"], template.labels)
+                for p in policies(docs, direction)
+            ), f"{template.name} is not isolated for {direction}"
+
+
+def test_every_policy_selects_existing_pods() -> None:
+    docs = network_policy_docs()
+    templates = pod_templates(docs)
+    for policy in of_kind(docs, "NetworkPolicy"):
+        selected = [t for t in templates if selects(policy["spec"]["podSelector"], t.labels)]
+        assert selected, f"{ident(policy)} selects no pod"
+        rules = policy["spec"].get("egress", []) + policy["spec"].get("ingress", [])
+        for rule in rules:
+            for peer in rule.get("to", []) + rule.get("from", []):
+                if "podSelector" in peer and "namespaceSelector" not in peer:
+                    peers = [t for t in templates if selects(peer["podSelector"], t.labels)]
+                    assert peers, f"{ident(policy)}: peer {peer} matches no pod"
+
+
+def test_apiserver_egress_only_for_api_clients() -> None:
+    docs = network_policy_docs()
+    pods = pod_templates(docs)
+    policy = next(p for p in of_kind(docs, "NetworkPolicy") if name_of(p) == "apiserver-egress")
+    selected = {
+        t.labels["app.kubernetes.io/name"]
+        for t in pods
+        if selects(policy["spec"]["podSelector"], t.labels)
+    }
+    assert selected <= API_CLIENTS
+    assert "prometheus" in selected
+    (rule,) = policy["spec"]["egress"]
+    assert {p["port"] for p in rule["ports"]} == {443, 6443}
