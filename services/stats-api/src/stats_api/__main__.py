@@ -1,0 +1,15 @@
+"""`python -m stats_api`: one uvicorn process serving stats_api.app:create_app on HOST/PORT."""
+
+from __future__ import annotations
+
+from taskflow_core.server import run
+
+APP_FACTORY = "stats_api.app:create_app"
+
+
+def main() -> None:
+    run(APP_FACTORY)
+
+
+if __name__ == "__main__":
+    main()
