@@ -87,7 +87,8 @@ def _take_lock(conn: Connection) -> None:
         raise CommandError(
             f"timed out after {wait} waiting for the migration lock "
             f"pg_advisory_lock({MIGRATION_LOCK_KEY}): another migration of this database is "
-            "running. Let it finish and retry, wait longer with -x lock_timeout=300s, or find "
+            "running. Let it finish and retry, wait longer (alembic -x lock_timeout=300s upgrade "
+            "head, taskflow-migrate --lock-timeout 300s), or find "
             f"the session holding it with: {lock_holder_query()}"
         ) from None
     # DDL must not queue behind long transactions with the long acquisition budget.
