@@ -46,6 +46,10 @@ class ApiProcess:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> ApiProcess:
+        return self.launch().wait_healthy()
+
+    def launch(self) -> ApiProcess:
+        """Start the process without waiting (start several, then wait for each)."""
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module],
@@ -54,6 +58,9 @@ class ApiProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def wait_healthy(self) -> ApiProcess:
         try:
             wait_until(self._healthy, 30, f"{self.module} on port {self.port}")
         except TimeoutError:
@@ -97,6 +104,24 @@ class ApiProcess:
     def breaker_open(self) -> float | None:
         labels = frozenset({("app_name", self.module.replace("_", "-"))})
         return self.metrics().get(("taskflow_cache_breaker_open", labels))
+
+
+@contextlib.contextmanager
+def running_both(
+    database_url: str, redis_url: str | None
+) -> Iterator[tuple[ApiProcess, ApiProcess]]:
+    """tasks-api and stats-api on one database and one Redis, started side by side."""
+    apis = [ApiProcess(m, database_url, redis_url) for m in ("tasks_api", "stats_api")]
+    try:
+        for api in apis:
+            api.launch()
+        for api in apis:
+            api.wait_healthy()
+        yield apis[0], apis[1]
+    finally:
+        for api in apis:
+            api.stop()
+            api.log.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
