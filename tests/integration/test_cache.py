@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskflow_core.cache import Cache, create_client
+from taskflow_core.cache import Cache, compose_generation, create_client
 from taskflow_core.cache_breaker import BreakerState
 from taskflow_core.settings import Settings
 
@@ -321,3 +321,14 @@ async def test_the_client_never_retries(private_redis: RedisServer) -> None:
     finally:
         private_redis.resume()
         await client.aclose()
+
+
+def test_generations_of_different_databases_or_server_lifetimes_never_coincide() -> None:
+    seen = {
+        compose_generation(value, oid, started)
+        for value in (0, 1, 2**40)
+        for oid in (16384, 16385, 2**32 - 1)
+        for started in (1_700_000_000_000_000, 1_700_000_000_000_001)
+    }
+    assert len(seen) == 3 * 3 * 2
+    assert compose_generation(5, 16384, 1) < compose_generation(6, 16384, 1)

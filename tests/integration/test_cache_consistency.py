@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from taskflow_core.cache import GENERATION_QUERY, compose_generation
 
 from devstack.servers import RedisServer
 from tests.conftest import Postgres
@@ -130,10 +131,11 @@ def create(tasks: ApiProcess, title: str, priority: str = "medium") -> dict[str,
 
 
 def generation(database_url: str) -> int:
+    """The generation both APIs put in their keys now (what current_generation returns)."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT value FROM cache_generation WHERE id = 1").fetchone()
+        row = conn.execute(str(GENERATION_QUERY)).fetchone()
     assert row is not None
-    return int(row[0])
+    return compose_generation(*row)
 
 
 def warm(tasks: ApiProcess, stats_api: ApiProcess) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 from sqlalchemy import create_engine
@@ -18,6 +19,7 @@ from taskflow_core.cache import Cache, create_client, current_generation
 from taskflow_core.db import create_unpooled_engine, session_factory
 from taskflow_core.settings import Settings
 
+from tests.conftest import Postgres
 from tests.integration.api_process import ApiProcess, running
 
 EMPTY = {
@@ -248,3 +250,41 @@ async def test_current_generation_moves_with_every_writing_transaction(database_
     finally:
         await engine.dispose()
     assert before < after_insert == after_rollback < after_update
+
+
+async def read_stats_through(cache: Cache, database_url: str) -> dict[str, Any]:
+    """One /stats request's worth of work: generation, then figures, through `cache`."""
+    engine = create_unpooled_engine(Settings.from_env({"DATABASE_URL": database_url}), "t")
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            generation = await current_generation(session)
+            body = await cache.fetch(STATS_CACHE_KEY, generation, lambda: load_stats(session))
+    finally:
+        await engine.dispose()
+    figures: dict[str, Any] = msgspec.json.decode(body)
+    return figures
+
+
+async def test_databases_sharing_one_redis_never_see_each_others_entries(
+    postgres: Postgres, migrated_template: str, redis_url: str
+) -> None:
+    """Fresh databases (clones of one template, or one dropped and created again under the same
+    name) start at the same write count; their entries must still never be confused."""
+    name = f"stats-test-{uuid.uuid4().hex[:8]}"
+    cache = Cache(create_client(redis_url, name), ttl=60, app_name=name)
+    first = postgres.create_database("taskflow_shared", template=migrated_template)
+    second = postgres.create_database("taskflow_shared", template=migrated_template)
+    try:
+        execute(first, insert("low", True, 1))
+        execute(second, insert("high", False, 2))  # the same number of writes as `first`
+        assert (await read_stats_through(cache, first))["total"] == 1
+        assert (await read_stats_through(cache, second))["total"] == 2
+
+        database = second.rpartition("/")[2]
+        with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{migrated_template}"')
+        execute(second, insert("medium", False, 3), "DELETE FROM tasks WHERE title = 'task 3'")
+        assert (await read_stats_through(cache, second))["by_priority"]["medium"]["total"] == 2
+    finally:
+        await cache.aclose()

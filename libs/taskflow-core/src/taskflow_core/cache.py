@@ -19,12 +19,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from taskflow_core.cache_breaker import BreakerState, CircuitBreaker
 from taskflow_core.cache_metrics import CacheResult, cache_breaker_open, cache_requests
-from taskflow_core.schema import CacheGeneration
 from taskflow_core.settings import Settings
 
 __all__ = ["Cache", "CacheResult", "current_generation"]
@@ -44,10 +43,31 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+# The write counter plus what tells this database apart from any other that may share the Redis:
+# a clone of the same template or a database dropped and created again (its oid), another
+# cluster or a restore from a physical backup (the server's start time). Catalog reads: cheap.
+GENERATION_QUERY = text(
+    "SELECT g.value, d.oid, "
+    "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint "
+    "FROM cache_generation AS g JOIN pg_database AS d ON d.datname = current_database() "
+    "WHERE g.id = 1"
+)
+
+
 async def current_generation(session: AsyncSession | AsyncConnection) -> int:
-    """The cache generation; read it in the caller's transaction before the data query."""
-    result = await session.execute(select(CacheGeneration.value).where(CacheGeneration.id == 1))
-    return int(result.scalar_one())
+    """The cache generation; read it in the caller's transaction before the data query.
+
+    An opaque number that changes with every writing transaction and is never shared by two
+    databases, nor by one database before and after it was re-created or restored.
+    """
+    value, database_oid, started_us = (await session.execute(GENERATION_QUERY)).one()
+    return compose_generation(int(value), int(database_oid), int(started_us))
+
+
+def compose_generation(value: int, database_oid: int, started_us: int) -> int:
+    # Exact packing, no hashing: distinct inputs can never give the same generation.
+    namespace = (started_us << 32) | database_oid
+    return (namespace << 64) | value
 
 
 def cache_key(key: str, generation: int) -> str:
