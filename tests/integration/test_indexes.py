@@ -93,6 +93,8 @@ def million_tasks(postgres: Postgres, migrated_template: str) -> Iterator[str]:
         conn.execute("VACUUM ANALYZE tasks")
     print(f"\nloaded {ROWS:,} tasks with indexes and triggers in {time.monotonic() - started:.1f}s")
     yield url
+    with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{url.rpartition("/")[2]}" WITH (FORCE)')
 
 
 def asyncpg_sql(statement: Select[Any]) -> tuple[str, list[Any]]:
@@ -121,7 +123,7 @@ def explain(url: str, statement: Select[Any], plan_cache_mode: str) -> dict[str,
 
 
 def rows_read(plan: dict[str, Any]) -> int:
-    """Rows produced by every scan node (× loops), plus rows its filters threw away."""
+    """Rows produced by every scan node (times loops), plus rows its filters threw away."""
     total = 0
     if "Scan" in plan["Node Type"]:
         loops = plan.get("Actual Loops", 1)
