@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.container.conftest import StartApi
+from tests.container.dockerctl import Container, docker
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 
@@ -26,6 +27,10 @@ def test_both_apis_serve_read_only_as_app_user(
         uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
         assert uid_line.split()[1:] == ["10001"] * 4
         assert "CapEff:\t0000000000000000" in status
+        # Exec form: PID 1 is the server itself, and it is the only process (one uvicorn, no shell).
+        cmdline = container.exec("cat", "/proc/1/cmdline").stdout.split(b"\0")
+        assert cmdline[:-1] == [part.encode() for part in info["Config"]["Entrypoint"]]
+        assert _pids(container) == ["1"]
 
     for base in (tasks_url, stats_url):
         assert http.get(f"{base}/health").status_code == 200
@@ -48,3 +53,16 @@ def test_both_apis_serve_read_only_as_app_user(
     metrics = http.get(f"{tasks_url}/metrics")
     assert metrics.status_code == 200
     assert "taskflow_requests_total" in metrics.text
+
+    # SIGTERM reaches the server as PID 1: it drains and exits 0 on its own, never killed.
+    for container in (tasks, stats):
+        docker("stop", "--time", "40", container.id, timeout=60)
+        state = container.inspect()["State"]
+        assert (state["ExitCode"], state["OOMKilled"]) == (0, False), container.logs()[-2000:]
+
+
+def _pids(container: Container) -> list[str]:
+    """Processes in the container other than the `sh` that lists them (a glob: no child)."""
+    listing = container.exec("sh", "-c", "echo $$ /proc/[0-9]*").stdout.decode().split()
+    own, entries = listing[0], listing[1:]
+    return sorted(entry.removeprefix("/proc/") for entry in entries if entry != f"/proc/{own}")
