@@ -33,10 +33,40 @@ install_engine() {
     apt-get install -y -q docker.io debootstrap >&2
 }
 
+# The dockerd this script started, if it is still running (guards against a recycled pid).
+our_daemon() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE")"
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]] && echo "$pid"
+}
+
+wait_answers() {
+    local pid="$1" deadline=$((SECONDS + WAIT_SECONDS))
+    until answers; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "dockerd exited; last lines of $LOG_FILE:"
+            tail -n 20 "$LOG_FILE" >&2
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            log "dockerd did not answer within ${WAIT_SECONDS}s (log: $LOG_FILE)"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
 start() {
+    local pid
     if answers; then
         echo reused
         return 0
+    fi
+    # Started by another caller and still coming up: wait for it, leave stopping to that caller.
+    if pid="$(our_daemon)"; then
+        wait_answers "$pid" && { echo reused; return 0; }
+        return 1
     fi
     install_engine
     if [[ "$(id -u)" != 0 ]]; then
@@ -44,33 +74,20 @@ start() {
         return 1
     fi
     mkdir -p "$STATE_DIR"
-    # setsid: the daemon outlives this script and ignores the caller's Ctrl-C process group.
+    # setsid: the daemon ignores the caller's Ctrl-C; `stop` or the `run` trap ends it.
     setsid "$DOCKERD" --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
         >"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until answers; do
-        if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-            log "dockerd exited; last lines of $LOG_FILE:"
-            tail -n 20 "$LOG_FILE" >&2
-            rm -f "$PID_FILE"
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            log "dockerd did not answer within ${WAIT_SECONDS}s (log: $LOG_FILE)"
-            stop >/dev/null
-            return 1
-        fi
-        sleep 0.5
-    done
+    if ! wait_answers "$!"; then
+        stop >/dev/null
+        return 1
+    fi
     echo started
 }
 
 stop() {
-    [[ -f "$PID_FILE" ]] || return 0
     local pid
-    pid="$(cat "$PID_FILE")"
-    if kill -0 "$pid" 2>/dev/null; then
+    if pid="$(our_daemon)"; then
         kill -TERM "$pid"
         for _ in $(seq 1 60); do
             kill -0 "$pid" 2>/dev/null || break
@@ -93,10 +110,8 @@ run)
     shift
     [[ $# -gt 0 ]] || { log "usage: $0 run CMD..."; exit 2; }
     how="$(start)"
-    status=0
-    "$@" || status=$?
-    if [[ "$how" == started ]]; then stop >/dev/null; fi
-    exit "$status"
+    if [[ "$how" == started ]]; then trap 'stop >/dev/null' EXIT; fi
+    "$@"
     ;;
 *)
     echo "usage: $0 start|stop|status|run CMD..." >&2
