@@ -8,12 +8,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from taskflow_core.settings import Settings
 
 from devstack.servers import LOOPBACK, free_port
 
@@ -86,3 +89,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@asynccontextmanager
+async def in_process(database_url: str, **env: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """tasks-api built by its factory and driven in-process (own thread and loop, own engine)."""
+    from tasks_api.app import create_app
+
+    settings = Settings.from_env({"DATABASE_URL": database_url, **env})
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client

@@ -18,7 +18,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPlugin
@@ -48,7 +48,6 @@ class TaskflowCore(InitPlugin):
 
         app_config.debug = False  # never a traceback in a response
         app_config.logging_config = None  # structlog (telemetry.configure_logging) owns logging
-        app_config.request_max_body_size = MAX_BODY_BYTES
         app_config.openapi_config = OpenAPIConfig(
             title=self.service,
             version=self.version,
@@ -62,7 +61,20 @@ class TaskflowCore(InitPlugin):
             ]
         )
         app_config.middleware.insert(0, telemetry.prometheus_config(self.service).middleware)
-        app_config.route_handlers.extend([health.health, health.ready, telemetry.MetricsController])
+        # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
+        # a router layer between the app and every handler carries the 64 KiB limit instead.
+        app_config.route_handlers = [
+            Router(
+                path="/",
+                route_handlers=[
+                    *app_config.route_handlers,
+                    health.health,
+                    health.ready,
+                    telemetry.MetricsController,
+                ],
+                request_max_body_size=MAX_BODY_BYTES,
+            )
+        ]
         app_config.exception_handlers[Exception] = problems.handle_exception
         app_config.before_request = app_config.before_request or telemetry.name_span_after_route
         app_config.state[health.READY_ENGINE_KEY] = create_unpooled_engine(

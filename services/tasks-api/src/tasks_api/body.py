@@ -35,6 +35,7 @@ def is_json_media_type(content_type: str) -> bool:
 def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
     """A before_request hook: checks media type and shape before Litestar binds `data`."""
     decoder = msgspec.json.Decoder(struct, strict=True)
+    fields = frozenset(struct.__struct_fields__)
 
     async def check(request: Request[Any, Any, Any]) -> None:
         await name_span_after_route(request)  # a handler hook replaces the app-level one
@@ -42,9 +43,11 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
             raise UnsupportedMediaType("The request body must be application/json.")
         body = await request.body()  # over 64 KiB: 413 before anything is decoded
         try:
-            msgspec.json.decode(body)
+            document = msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise UnsupportedMediaType("The request body is not valid JSON.") from None
+        if isinstance(document, dict):
+            _reject_unknown(document, fields)
         try:
             decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -53,6 +56,18 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
             raise InvalidBody(f"Invalid value for: {names}.", errors=errors) from None
 
     return check
+
+
+def _reject_unknown(document: dict[str, Any], fields: frozenset[str]) -> None:
+    """Name every unknown or read-only field at once, not just the first msgspec meets."""
+    errors = [
+        FieldError(name, f"`{name}` is read-only" if name in READ_ONLY_FIELDS else "unknown field")
+        for name in document
+        if name not in fields
+    ]
+    if errors:
+        names = ", ".join(error.field for error in errors)
+        raise InvalidBody(f"Fields not accepted: {names}.", errors=errors)
 
 
 def _read_only(error: FieldError) -> FieldError:

@@ -19,13 +19,19 @@ from taskflow_core.cache import Cache, current_generation
 from taskflow_core.problems import NotFound, PreconditionFailed, Problem, ValidationFailed
 from taskflow_core.schema import Priority
 from taskflow_core.schema import Task as TaskRow
+from taskflow_core.task_queries import (
+    DEFAULT_SORT,
+    TASK_COLUMNS,
+    ListQuery,
+    Position,
+    Sort,
+    list_statement,
+)
 
 from tasks_api import cursor
 from tasks_api.body import json_body
 from tasks_api.etag import IfMatch, etag, parse_if_match
-from tasks_api.query import TASK_COLUMNS, ListQuery, list_statement
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
-from tasks_api.sorting import DEFAULT_SORT, Sort
 
 MAX_ID = 2**63 - 1
 TaskRecord: TypeAlias = Row[*tuple[Any, ...]]
@@ -176,7 +182,7 @@ async def _load_page(session: AsyncSession, query: ListQuery) -> bytes:
     if len(rows) > query.limit:
         last = page[-1]
         value = last.priority if query.sort.by_priority else last.created_at
-        next_cursor = cursor.encode(query.sort, cursor.Position(value, last.id))
+        next_cursor = cursor.encode(query.sort, Position(value, last.id))
     return msgspec.json.encode(
         TaskPage(items=[_task(row) for row in page], next_cursor=next_cursor)
     )

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 from taskflow_core.problems import ValidationFailed
 from taskflow_core.schema import Priority
-
-from tasks_api.sorting import Sort
+from taskflow_core.task_queries import Position, Sort
 
 MAX_CURSOR_CHARS = 512
 _PRIORITIES = frozenset(p.value for p in Priority)
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """The last row of a page: its sort value and id."""
-
-    value: datetime | Priority
-    id: int
 
 
 class _Token(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,0 +1,119 @@
+"""tasks-api as a real process: races on one ETag, cache-aside reads, JSON logs, bad config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+import redis
+
+from tests.integration.apiserver import REPO, api_server, service_env
+
+
+async def test_concurrent_patches_with_one_etag_one_wins_one_412(database_url: str) -> None:
+    with api_server("tasks_api", service_env(database_url)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+            for round_number in range(10):
+                created = await client.post("/tasks", json={"title": f"race {round_number}"})
+                location, tag = created.headers["location"], created.headers["etag"]
+                responses = await asyncio.gather(
+                    *(
+                        client.patch(
+                            location, json={"title": f"writer {n}"}, headers={"if-match": tag}
+                        )
+                        for n in range(2)
+                    )
+                )
+                statuses = sorted(response.status_code for response in responses)
+                assert statuses == [200, 412], [r.text for r in responses]
+                winner = next(r for r in responses if r.status_code == 200)
+                final = await client.get(location)
+                assert final.json()["title"] == winner.json()["title"]
+                assert final.headers["etag"] == winner.headers["etag"]
+
+
+async def test_list_pages_go_through_the_cache_and_writes_show_at_once(
+    database_url: str, redis_url: str
+) -> None:
+    env = service_env(database_url, REDIS_URL=redis_url, CACHE_TTL="300")
+    store = redis.Redis.from_url(redis_url)
+    with api_server("tasks_api", env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+            await client.post("/tasks", json={"title": "first"})
+            before = {key for key in store.scan_iter("taskflow:*tasks:list:*")}
+            one = await client.get("/tasks?priority=medium")
+            again = await client.get("/tasks?priority=medium")
+            assert one.json() == again.json()
+            assert [t["title"] for t in one.json()["items"]] == ["first"]
+            stored = {key for key in store.scan_iter("taskflow:*tasks:list:*")} - before
+            assert stored, "the list page was not stored in Redis"
+            # A write bumps the generation: the next read misses the old entry and sees the write.
+            created = await client.post("/tasks", json={"title": "second"})
+            after_write = await client.get("/tasks?priority=medium")
+            assert [t["title"] for t in after_write.json()["items"]] == ["second", "first"]
+            await client.patch(created.headers["location"], json={"priority": "high"})
+            moved = await client.get("/tasks?priority=medium")
+            assert [t["title"] for t in moved.json()["items"]] == ["first"]
+            await client.delete(created.headers["location"])
+            assert (await client.get("/tasks?priority=high")).json()["items"] == []
+            scrape = (await client.get("/metrics")).text
+    hits = [
+        line for line in scrape.splitlines()
+        if line.startswith("taskflow_cache_requests_total") and 'result="hit"' in line
+    ]  # fmt: skip
+    assert hits
+    assert float(hits[0].split()[-1]) >= 1
+    store.close()
+
+
+def test_logs_are_json_lines(database_url: str) -> None:
+    with api_server("tasks_api", service_env(database_url, LOG_LEVEL="INFO")) as server:
+        httpx.get(server.base_url + "/tasks", timeout=10)
+        httpx.get(server.base_url + "/tasks/123456", timeout=10)
+        log = server.log()
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines
+    records = [json.loads(line) for line in lines]
+    assert all({"event", "level", "timestamp"} <= set(record) for record in records)
+    assert any("GET /tasks" in str(record.get("event")) for record in records)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x@127.0.0.1/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://x@127.0.0.1/db", "DB_POOL_SIZE": "many"}, "DB_POOL_SIZE"),
+        ({"DATABASE_URL": "postgresql://x@127.0.0.1/db", "PORT": "99999"}, "PORT"),
+        ({"DATABASE_URL": "postgresql://x@127.0.0.1/db", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        (
+            {"DATABASE_URL": "postgresql://x@127.0.0.1/db", "DB_POOL_TIMEOUT": "-1"},
+            "DB_POOL_TIMEOUT",
+        ),
+        ({"DATABASE_HOST": "db", "DATABASE_PORT": "5432"}, "DATABASE_NAME"),
+        ({"DATABASE_URL": "postgresql://x@127.0.0.1/db", "REDIS_URL": "http://r"}, "REDIS_URL"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line_naming_the_variable(
+    env: dict[str, str], variable: str
+) -> None:
+    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks_api"],
+        env={**base, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
