@@ -168,7 +168,7 @@ def _database_url(env: _Env) -> str:
 def _async_postgres_url(name: str, value: str) -> str:
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(f"{name} is not a database URL: {_redact(value)!r}") from None
     if url.get_backend_name() != "postgresql":
         raise ConfigError(f"{name} must be a postgresql:// URL, got {url.drivername!r}")
