@@ -236,29 +236,35 @@ async def test_refused_redis_fails_open_fast_and_opens_the_breaker() -> None:
 
 
 async def test_hung_redis_fails_open_then_the_cache_comes_back(private_redis: RedisServer) -> None:
-    cache = make_cache(private_redis.url, threshold=3, cooldown=0.5)
+    cache = make_cache(private_redis.url, threshold=3, cooldown=1.0)
+    admin = aioredis.Redis.from_url(private_redis.url)
     key = unique_key()
     try:
+        await admin.config_resetstat()
         assert await cache.fetch(key, 1, Loader(b"v1")) == b"v1"  # warm connection + entry
+        assert metric(cache, "miss") == 1
         private_redis.freeze()
-        for generation in range(2, 8):
+        for generation in range(2, 22):
             value, elapsed = await timed(cache.fetch(key, generation, Loader(b"fresh")))
             assert value == b"fresh"
             assert elapsed < BOUNDED
-        assert metric(cache, "error") >= 3
-        assert metric(cache, "bypass") >= 1
+        assert (metric(cache, "error"), metric(cache, "bypass")) == (3, 17)
         assert breaker_gauge(cache) == 1
 
         private_redis.resume()
-        await asyncio.sleep(0.6)  # the cool-down passes; the next request probes Redis
+        # While open, the breaker kept every request away from Redis: 1 warm-up + 3 failed GETs.
+        commands = await admin.info("commandstats")
+        assert commands["cmdstat_get"]["calls"] <= 4
+        await asyncio.sleep(1.1)  # the cool-down passes; the next request probes Redis
         hits_before = metric(cache, "hit")
         for _ in range(5):
             assert await cache.fetch(key, 1, Loader(b"unused")) == b"v1"
-        assert metric(cache, "hit") >= hits_before + 4
+        assert metric(cache, "hit") == hits_before + 5
         assert cache.breaker.state is BreakerState.CLOSED
         assert breaker_gauge(cache) == 0
     finally:
         await cache.aclose()
+        await admin.aclose()
 
 
 async def test_restart_with_persistence_reloads_old_keys_that_are_never_served(
