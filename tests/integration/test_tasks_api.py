@@ -95,6 +95,8 @@ async def test_create_keeps_every_given_field(client: Client) -> None:
         ({"title": "ok", "id": 5}, "id"),
         ({"title": "ok", "created_at": "2024-01-01T00:00:00Z"}, "created_at"),
         ({"title": "ok", "updated_at": "2024-01-01T00:00:00Z"}, "updated_at"),
+        ({"title": "nul\u0000byte"}, "title"),
+        ({"title": "ok", "description": "nul\u0000byte"}, "description"),
     ],
 )
 async def test_create_rejects_bad_fields_naming_them(
@@ -289,6 +291,8 @@ async def test_openapi_document_has_explicit_operation_ids(client: Client) -> No
     assert operations[("/tasks/{task_id}", "delete")] == "deleteTask"
     assert all(operations.values())
     assert "/metrics" not in document["paths"]
+    page = document["paths"]["/tasks"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert page["schema"]["$ref"].endswith("/TaskPage")
     parameters = {p["name"] for p in document["paths"]["/tasks"]["get"]["parameters"]}
     assert {
         "priority",

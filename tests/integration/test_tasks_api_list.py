@@ -225,6 +225,7 @@ async def test_created_range_is_exclusive_and_accepts_offsets(
         ("created_after=2025-03-01T12:00:00", "created_after"),  # no offset
         ("created_before=2025-03-01T12:00:00", "created_before"),
         ("cursor=", "cursor"),
+        ("q=a%00b", "q"),
         ("cursor=not-a-cursor", "cursor"),
     ],
 )

@@ -48,6 +48,7 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
             raise UnsupportedMediaType("The request body is not valid JSON.") from None
         if isinstance(document, dict):
             _reject_unknown(document, fields)
+            _reject_nul(document)
         try:
             decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -68,6 +69,18 @@ def _reject_unknown(document: dict[str, Any], fields: frozenset[str]) -> None:
     if errors:
         names = ", ".join(error.field for error in errors)
         raise InvalidBody(f"Fields not accepted: {names}.", errors=errors)
+
+
+def _reject_nul(document: dict[str, Any]) -> None:
+    # PostgreSQL text cannot hold U+0000; say so instead of failing in the database.
+    errors = [
+        FieldError(name, "must not contain the NUL character (U+0000)")
+        for name, value in document.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if errors:
+        names = ", ".join(error.field for error in errors)
+        raise InvalidBody(f"Invalid value for: {names}.", errors=errors)
 
 
 def _read_only(error: FieldError) -> FieldError:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeAlias
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskflow_core.app import CACHE_STATE_KEY
@@ -35,7 +36,6 @@ from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 
 MAX_ID = 2**63 - 1
 TaskRecord: TypeAlias = Row[*tuple[Any, ...]]
-JSON = "application/json"
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1..100.")]
 Timestamp = Annotated[
@@ -52,7 +52,12 @@ class TaskController(Controller):
     path = "/tasks"
     tags = ["tasks"]
 
-    @get(operation_id="listTasks", summary="List tasks, newest first by default")
+    @get(
+        operation_id="listTasks",
+        summary="List tasks, newest first by default",
+        media_type=MediaType.JSON,
+        responses={200: ResponseSpec(data_container=TaskPage, description="One page of tasks")},
+    )
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
@@ -71,7 +76,8 @@ class TaskController(Controller):
         cursor_token: Annotated[
             str | None, QueryParameter(name="cursor", description="`next_cursor` of a page.")
         ] = None,
-    ) -> Response[TaskPage]:
+    ) -> Response[bytes]:
+        """Filtered, sorted, keyset-paginated tasks; pages are cached per database generation."""
         query = ListQuery(
             priorities=tuple(sorted(set(priority or ()), key=list(Priority).index)),
             completed=_strict_bool(request, completed),
@@ -90,7 +96,7 @@ class TaskController(Controller):
             return await _load_page(db_session, query)
 
         body = await cache.fetch(_cache_key(query, cursor_token), generation, load)
-        return Response(body, media_type=JSON)  # type: ignore[arg-type]
+        return Response(body, media_type=MediaType.JSON)
 
     @get("/{task_id:int}", operation_id="getTask", summary="Read one task")
     async def get_task(
@@ -113,8 +119,6 @@ class TaskController(Controller):
     async def create_task(
         self, db_session: NamedDependency[AsyncSession], data: JSONBody[TaskCreate]
     ) -> Response[Task]:
-        from sqlalchemy import insert
-
         values = msgspec.structs.asdict(data)
         row = (
             await db_session.execute(insert(TaskRow).values(**values).returning(*TASK_COLUMNS))

@@ -1,0 +1,44 @@
+"""Building an app connects to nothing (deploy tests import it), and wires the shared routes."""
+
+from __future__ import annotations
+
+import socket
+
+from litestar import Litestar
+from taskflow_core.app import MAX_BODY_BYTES
+from taskflow_core.cache import Cache
+from taskflow_core.settings import Settings
+from tasks_api.app import create_app
+
+from devstack.servers import LOOPBACK, free_port
+
+
+def _closed_port() -> int:
+    port = free_port()
+    with socket.socket() as probe:  # nothing listens there: any connection attempt would fail
+        assert probe.connect_ex((LOOPBACK, port)) != 0
+    return port
+
+
+def test_create_app_connects_to_nothing_and_lists_its_routes() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": f"postgresql://nobody@{LOOPBACK}:{_closed_port()}/nowhere",
+            "REDIS_URL": f"redis://{LOOPBACK}:{_closed_port()}/0",
+        }
+    )
+    app = create_app(settings)
+    assert isinstance(app, Litestar)
+    paths = {route.path for route in app.routes}
+    assert {"/tasks", "/tasks/{task_id:int}", "/health", "/ready", "/metrics"} <= paths
+    assert "/schema/openapi.json" in paths
+    assert isinstance(app.state["cache"], Cache)
+    assert app.debug is False
+
+
+def test_every_handler_carries_the_64_kib_body_limit() -> None:
+    app = create_app(Settings.from_env({"DATABASE_URL": f"postgresql://x@{LOOPBACK}/x"}))
+    for route in app.routes:
+        if route.path.startswith("/tasks"):
+            for handler in route.route_handlers:  # type: ignore[attr-defined]
+                assert handler.resolve_request_max_body_size() == MAX_BODY_BYTES
