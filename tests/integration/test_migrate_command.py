@@ -31,10 +31,10 @@ def run_migrate(
     env: dict[str, str], cwd: Path, *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     # cwd is not the repo: the command finds alembic.ini through its own package.
+    command = [MIGRATE, *args]
     return subprocess.run(
-        [MIGRATE, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False,
-        timeout=timeout,
-    )  # fmt: skip
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
+    )
 
 
 def events(output: str) -> list[str]:
@@ -52,8 +52,8 @@ def test_eight_migrate_processes_and_one_alembic_at_once_migrate_once_and_seed_o
     empty_database_url: str, tmp_path: Path
 ) -> None:
     env = migrate_env(empty_database_url, SEED_DEMO_TASKS=str(SEED))
-    popen = {"cwd": tmp_path, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
-             "text": True}  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    popen = {"cwd": tmp_path, "env": env, **pipes}
     processes = [subprocess.Popen([MIGRATE], **popen) for _ in range(8)]  # type: ignore[call-overload]
     processes.append(
         subprocess.Popen(  # type: ignore[call-overload]
