@@ -27,6 +27,11 @@ def test_health_answers_with_the_database_stopped() -> None:
             ready = httpx.get(server.base_url + "/ready", timeout=10)
             assert ready.status_code == 503
             assert ready.json()["database"] == "unavailable"
+            # The API itself answers a problem, not a hang or a stack trace.
+            tasks = httpx.get(server.base_url + "/tasks", timeout=20)
+            assert tasks.status_code == 503, tasks.text
+            assert tasks.headers["content-type"].startswith(PROBLEM)
+            assert tasks.json()["type"] == "https://taskflow.dev/problems/service-unavailable"
     finally:
         database.stop()
 
