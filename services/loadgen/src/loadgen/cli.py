@@ -192,7 +192,7 @@ def _thresholds(values: Mapping[str, Any], fallback: Thresholds | None) -> Thres
 
 
 def run_command(values: Mapping[str, Any], environ: Mapping[str, str]) -> int:
-    from loadgen.kube import cluster_target  # imported here: keeps `merge` light
+    from loadgen.cluster import cluster_target  # imported here: keeps `merge` light
     from loadgen.runner import execute
 
     cfg = run_config(values)

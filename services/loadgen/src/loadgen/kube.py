@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from loadgen.cluster import warn
 from loadgen.timeline import Timeline
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 WATCH_SECONDS = 240  # server-side watch timeout; the loop relists and watches again
 MAX_FAILURES = 5
 
 Observe = Callable[[Mapping[str, Any], float], None]
-
-
-def in_cluster(environ: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> bool:
-    """A pod with a service-account token: the HPA timeline is possible."""
-    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and (sa_dir / "token").is_file()
-
-
-def pod_namespace(sa_dir: Path = SERVICE_ACCOUNT_DIR, default: str = "taskflow") -> str:
-    try:
-        return (sa_dir / "namespace").read_text(encoding="utf-8").strip() or default
-    except OSError:
-        return default
 
 
 def incluster_configuration() -> client.Configuration:
@@ -42,23 +28,6 @@ def incluster_configuration() -> client.Configuration:
 def proxy_configuration(url: str) -> client.Configuration:
     """An API server reached without credentials, e.g. `kubectl proxy` from a workstation."""
     return client.Configuration(host=url.rstrip("/"))
-
-
-def cluster_target(
-    kube_api: str | None, namespace: str | None, environ: Mapping[str, str]
-) -> tuple[client.Configuration | None, str]:
-    """Where to watch the HPAs: --kube-api, else the pod's service account, else nowhere."""
-    if kube_api:
-        return proxy_configuration(kube_api), namespace or "taskflow"
-    if not in_cluster(environ):
-        _warn("not in a Kubernetes cluster (no service account); no HPA timeline, carrying on")
-        return None, namespace or "taskflow"
-    try:
-        configuration = incluster_configuration()
-    except config.ConfigException as exc:
-        _warn(f"in-cluster configuration failed ({exc}); no HPA timeline, carrying on")
-        return None, namespace or pod_namespace()
-    return configuration, namespace or pod_namespace()
 
 
 class ClusterWatch:
@@ -96,12 +65,12 @@ class ClusterWatch:
                 if exc.status == 410:  # resource version too old: relist
                     continue
                 failures = MAX_FAILURES if exc.status in (401, 403) else failures + 1
-                _warn(f"{kind} watch: HTTP {exc.status} {exc.reason}")
+                warn(f"{kind} watch: HTTP {exc.status} {exc.reason}")
             except (OSError, TimeoutError, ValueError) as exc:
                 failures += 1
-                _warn(f"{kind} watch: {type(exc).__name__}: {exc}")
+                warn(f"{kind} watch: {type(exc).__name__}: {exc}")
             await asyncio.sleep(min(2**failures, 10) if failures else 0)
-        _warn(f"{kind} watch: giving up; the report's HPA timeline may be incomplete")
+        warn(f"{kind} watch: giving up; the report's HPA timeline may be incomplete")
         self._mark_listed(kind)
 
     async def _list_and_watch(
@@ -131,7 +100,3 @@ class ClusterWatch:
         self._listed.add(kind)
         if self._listed >= {"hpa", "deployment"}:
             self.synced.set()
-
-
-def _warn(message: str) -> None:
-    print(f"loadgen: {message}", file=sys.stderr, flush=True)

@@ -11,18 +11,20 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
-
-from kubernetes_asyncio.client import Configuration
+from typing import TYPE_CHECKING, Any
 
 from loadgen.config import ConfigError, RunConfig
-from loadgen.kube import ClusterWatch
 from loadgen.metrics import LoadgenCollector, serve_metrics
 from loadgen.report import finalize, raw_report
 from loadgen.scenario import OPERATIONS, OwnTasks, Scenario
 from loadgen.scheduler import OpenModel, clock
 from loadgen.stats import EndpointStats, RunStats, StageStats
 from loadgen.transport import Transport, TransportError, make_transport
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import Configuration
+
+    from loadgen.kube import ClusterWatch
 
 CLEANUP_SECONDS = 30.0
 CLEANUP_CONCURRENCY = 16
@@ -225,6 +227,8 @@ async def _cluster(
     if kube is None:
         yield None
         return
+    from loadgen.kube import ClusterWatch  # the Kubernetes client is slow to import: only here
+
     watcher = ClusterWatch(kube, namespace)
     task = asyncio.create_task(watcher.run())
     with contextlib.suppress(TimeoutError):

@@ -1,0 +1,179 @@
+"""`loadgen run` / `loadgen merge` as real processes: exit codes, env variables, report schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+from aiohttp import web
+from loadgen.cli import main
+
+from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
+
+SCHEMA = json.loads(files("loadgen").joinpath("report.schema.json").read_text())
+
+
+@pytest.fixture
+async def api_url() -> AsyncIterator[str]:
+    runner, url = await serve(StubApi().app())
+    yield url
+    await runner.cleanup()
+
+
+def _targets(url: str) -> list[str]:
+    # generous lag and latency limits: a busy test machine must not fail runs that should pass
+    return [f"--tasks-url={url}", f"--stats-url={url}", "--metrics-port=0", "--lag-bound-ms=500"]
+
+
+async def test_passing_run_exits_0_and_writes_a_valid_report(api_url: str, tmp_path: Path) -> None:
+    report_path = tmp_path / "out" / "report.json"
+    done = await run_loadgen(
+        "run",
+        *_targets(api_url),
+        "--stages=40:2s",
+        "--p99-ms=2000",
+        f"--report={report_path}",
+        "--print-json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not in a Kubernetes cluster" in done.stderr
+    assert "result: PASSED" in done.stdout
+    report = json.loads(report_path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["total"]["sent"] == report["schedule"]["scheduled"] == 80
+    assert report["total"]["ok"] == 80
+    assert report["passed"] is True
+    assert report["hpa"] is None
+    line = next(x for x in done.stdout.splitlines() if x.startswith("LOADGEN_REPORT "))
+    assert json.loads(line.removeprefix("LOADGEN_REPORT "))["total"] == report["total"]
+
+
+async def test_every_flag_reads_from_the_environment(api_url: str, tmp_path: Path) -> None:
+    report_path = tmp_path / "env.json"
+    env = {
+        "LOADGEN_TASKS_URL": api_url,
+        "LOADGEN_STATS_URL": api_url,
+        "LOADGEN_METRICS_PORT": "0",
+        "LOADGEN_STAGES": "20:1s",
+        "LOADGEN_MIX": "stats=1",
+        "LOADGEN_P99_MS": "2500,stats=2000",
+        "LOADGEN_LAG_BOUND_MS": "500",
+        "LOADGEN_REPORT": str(report_path),
+        "LOADGEN_CLEANUP": "false",
+    }
+    done = await run_loadgen("run", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    assert report["endpoints"]["stats"]["sent"] == 20
+    assert report["endpoints"]["list"]["sent"] == 0
+    assert report["thresholds"]["p99_ms"] == {"default": 2500.0, "per_endpoint": {"stats": 2000.0}}
+    # a flag beats its variable
+    done = await run_loadgen("run", "--stages=10:1s", env=env)
+    assert json.loads(report_path.read_text())["endpoints"]["stats"]["sent"] == 10
+
+
+async def test_breached_threshold_exits_1(api_url: str, tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    done = await run_loadgen(
+        "run", *_targets(api_url), "--stages=20:1s", "--p99-ms=0", f"--report={report_path}"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "result: FAILED" in done.stdout
+    assert "FAIL p99_ms" in done.stdout
+    assert json.loads(report_path.read_text())["passed"] is False
+
+
+async def test_unreachable_target_exits_2_with_one_line(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = await run_loadgen("run", *_targets(url), f"--report={tmp_path / 'r.json'}")
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert "unreachable" in errors[0]
+    assert url in errors[0]
+    assert not (tmp_path / "r.json").exists()
+
+
+async def test_api_not_ready_within_wait_ready_exits_2() -> None:
+    async def down(_: web.Request) -> web.Response:
+        return web.json_response({"status": "down"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/ready", down)
+    runner, url = await serve(app)
+    try:
+        done = await run_loadgen("run", *_targets(url), "--wait-ready=1.5s", "--mix=stats=1")
+    finally:
+        await runner.cleanup()
+    assert done.returncode == 2
+    assert "not ready within 1.5s (last: HTTP 503)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--stages=fast"], {}, "bad stage"),
+        (["--profile=burst"], {}, "--profile"),
+        (["--mix=reads=1"], {}, "bad mix item"),
+        (["--tasks-url=localhost:8000"], {}, "--tasks-url"),
+        (["--max-inflight=0"], {}, "--max-inflight"),
+        (["--max-inflight=many"], {}, "--max-inflight"),
+        ([], {"LOADGEN_MAX_INFLIGHT": "many"}, "LOADGEN_MAX_INFLIGHT"),
+        ([], {"LOADGEN_CLEANUP": "perhaps"}, "LOADGEN_CLEANUP"),
+        (["--no-such-flag"], {}, "unrecognized"),
+    ],
+)
+def test_bad_configuration_exits_2(
+    args: list[str], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["run", "--metrics-port=0", *args], environ=env)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert message in stderr
+
+
+async def test_bad_configuration_process_exits_2() -> None:
+    done = await run_loadgen("run", "--stages=fast")
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == "loadgen: error: bad stage 'fast' (use RATE:DURATION, e.g. 100:30s)"
+    )
+
+
+async def test_merge_combines_runs_and_re_judges(api_url: str, tmp_path: Path) -> None:
+    paths = []
+    for index in range(2):
+        path = tmp_path / f"pod{index}.log"
+        done = await run_loadgen(
+            "run",
+            *_targets(api_url),
+            "--stages=30:1s",
+            "--p99-ms=2000",
+            "--report=",
+            "--print-json",
+        )
+        assert done.returncode == 0, done.stderr
+        path.write_text(done.stdout)  # like `kubectl logs` of each pod
+        paths.append(str(path))
+    merged_path = tmp_path / "merged.json"
+    done = await run_loadgen("merge", *paths, "-o", str(merged_path))
+    assert done.returncode == 0, done.stderr
+    merged = json.loads(merged_path.read_text())
+    jsonschema.validate(merged, SCHEMA)
+    assert merged["sources"] == 2
+    assert merged["total"]["sent"] == 60
+    assert merged["stages"][0]["rate"] == 60
+
+    done = await run_loadgen("merge", *paths, "-o", str(merged_path), "--p99-ms=0")
+    assert done.returncode == 1
+    done = await run_loadgen("merge", str(tmp_path / "missing.json"))
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr

@@ -1,0 +1,170 @@
+"""The open model against real loopback HTTP: schedule kept, cap counted, stalls timed from it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from loadgen.config import Stage, parse_mix
+from loadgen.histogram import PERCENTILES
+from loadgen.scenario import OPERATIONS, OwnTasks, Scenario
+from loadgen.scheduler import OpenModel
+from loadgen.stats import EndpointStats, RunStats, StageStats
+from loadgen.transport import AiohttpTransport
+
+from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[tuple[StubApi, str]]:
+    api = StubApi()
+    runner, url = await serve(api.app())
+    yield api, url
+    await runner.cleanup()
+
+
+async def _drive(url: str, stages: list[Stage], mix: str, max_inflight: int) -> RunStats:
+    stats = RunStats(
+        endpoints={name: EndpointStats() for name in OPERATIONS},
+        stages=[StageStats(s.rate, s.duration) for s in stages],
+    )
+    scenario = Scenario(parse_mix(mix), {"tasks": url, "stats": url}, OwnTasks(100), seed=3)
+    transport = AiohttpTransport(max_inflight, 5.0)
+    model = OpenModel(stages, scenario, transport, stats, max_inflight, lag_bound=0.025)
+    try:
+        elapsed = await model.run(asyncio.Event())
+        await model.drain(5.0)
+    finally:
+        await transport.close()
+    assert elapsed == pytest.approx(sum(s.duration for s in stages), abs=0.1)
+    return stats
+
+
+async def test_every_scheduled_send_leaves_and_is_answered(stub: tuple[StubApi, str]) -> None:
+    api, url = stub
+    stats = await _drive(
+        url, [Stage(100, 1.0), Stage(0, 0.5), Stage(50, 1.0)], "list=1,stats=1", 100
+    )
+    assert stats.scheduled == 150 == stats.sent == stats.completed
+    assert [s.scheduled for s in stats.stages] == [100, 0, 50]
+    assert stats.dropped == 0
+    assert stats.inflight == 0
+    assert stats.endpoints["list"].ok + stats.endpoints["stats"].ok == 150
+    assert len(api.served) == 150
+
+
+async def test_writes_keep_the_data_set_bounded(stub: tuple[StubApi, str]) -> None:
+    api, url = stub
+    stats = await _drive(url, [Stage(200, 1.5)], "create=2,complete=1,delete=2", 300)
+    assert stats.completed == 300
+    assert sum(sum(e.errors.values()) for e in stats.endpoints.values()) == 0
+    assert stats.endpoints["complete"].ok > 0
+    assert stats.endpoints["delete"].ok > 0
+    assert len(api.tasks) <= 100  # OwnTasks(100): never more of ours alive
+
+
+async def test_in_flight_cap_hits_are_counted_as_dropped() -> None:
+    api = StubApi(stall_from=0.0, stall_until=1.5)  # hold everything for 1.5 s
+    runner, url = await serve(api.app())
+    try:
+        stats = await _drive(url, [Stage(100, 1.0)], "list=1", max_inflight=10)
+    finally:
+        await runner.cleanup()
+    assert stats.scheduled == 100
+    assert stats.sent == 10
+    assert stats.dropped == 90
+    assert stats.endpoints["list"].dropped == 90
+    assert stats.stages[0].dropped == 90
+
+
+def _truth_percentiles(latencies: list[float]) -> dict[str, float]:
+    """HDR's definition: the smallest value with at least p% of all values at or below it."""
+    ordered = sorted(latencies)
+    truth = {
+        key: ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+        for key, pct in PERCENTILES.items()
+    }
+    truth["max"] = ordered[-1]
+    return truth
+
+
+async def test_stalled_responses_count_from_the_schedule(tmp_path: Path) -> None:
+    """The server holds every response of [1.5 s, 3.0 s): latency is end of window - schedule."""
+    rate, duration, stall_from, stall_until = 100, 5.0, 1.5, 3.0
+    api = StubApi(stall_from=stall_from, stall_until=stall_until)
+    runner, url = await serve(api.app())
+    report_path = tmp_path / "report.json"
+    try:
+        done = await run_loadgen(
+            "run",
+            f"--tasks-url={url}",
+            f"--stats-url={url}",
+            f"--stages={rate}:{duration}s",
+            "--mix=list=1",
+            "--metrics-port=0",
+            "--max-inflight=1000",
+            f"--report={report_path}",
+        )
+    finally:
+        await runner.cleanup()
+    assert done.returncode == 1, done.stderr  # p99 over 300 ms: a breach, as it should be
+    report = json.loads(report_path.read_text())
+    endpoint = report["endpoints"]["list"]
+
+    schedule = [k / rate for k in range(int(rate * duration))]
+    truth_s = [stall_until - s if stall_from <= s < stall_until else 0.0 for s in schedule]
+    truth = _truth_percentiles([s * 1000 for s in truth_s])
+    assert truth["p90"] >= 1000
+    assert truth["p99"] > 1400
+    # the generator's own lag (reported) adds to latency from the schedule; it never hides any
+    slack = 50 + report["schedule"]["lag_ms"]["p99.9"]
+    for key, expected in truth.items():
+        measured = endpoint["latency_ms"][key]
+        assert expected - 20 <= measured <= expected + slack, (key, measured, expected, slack)
+    assert endpoint["sent"] == endpoint["ok"] == len(schedule)
+    assert report["schedule"]["dropped"] == 0
+    assert endpoint["achieved_rate"] == pytest.approx(rate, rel=0.01)
+    p99_verdict = next(v for v in report["verdicts"] if v["threshold"] == "p99_ms")
+    assert not p99_verdict["passed"]
+
+
+async def test_metrics_endpoint_serves_live_counters(stub: tuple[StubApi, str]) -> None:
+    _, url = stub
+    port = free_port()
+    run = asyncio.create_task(
+        run_loadgen(
+            "run",
+            f"--tasks-url={url}",
+            f"--stats-url={url}",
+            "--stages=50:4s",
+            f"--metrics-port={port}",
+            "--lag-bound-ms=500",
+            "--p99-ms=2000",
+            "--report=",
+            "--mix=list=1",
+        )
+    )
+    text = ""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):  # bounded: up to ~30 s, or until the run ends
+            if run.done():
+                break
+            await asyncio.sleep(0.1)
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    text = await response.text()
+            except aiohttp.ClientError:
+                continue
+            if 'loadgen_requests_total{endpoint="list",outcome="ok"}' in text:
+                break
+    done = await run
+    assert done.returncode == 0, done.stderr
+    assert 'loadgen_requests_total{endpoint="list",outcome="ok"}' in text
+    assert "loadgen_scheduled_total" in text
+    assert "loadgen_target_rate 50.0" in text
+    assert 'loadgen_latency_seconds{endpoint="list",quantile="99"}' in text
