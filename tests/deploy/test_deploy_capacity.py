@@ -148,7 +148,10 @@ def test_requests_at_max_replicas_fit_the_reference_node(overlay: str) -> None:
         pod_cpu, pod_memory = pod_requests(template)
         cpu += pods * pod_cpu
         memory += pods * pod_memory
-    assert cpu <= NODE_MILLICORES, f"{overlay}: {cpu}m of CPU requested at max replicas"
+    assert cpu <= NODE_MILLICORES, (
+        f"{overlay}: {cpu}m of CPU requested at max replicas (incl. {SYSTEM_MILLICORES}m for "
+        f"Kubernetes itself), over the reference node's {NODE_MILLICORES}m"
+    )
     assert memory <= NODE_BYTES, f"{overlay}: {memory / 2**30:.2f} GiB requested at max replicas"
 
 
