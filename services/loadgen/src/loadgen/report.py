@@ -115,7 +115,7 @@ def render_table(report: Mapping[str, Any]) -> str:
         f"{'endpoint':<10} {'request':<26} {'sent':>8} {'ok':>8} {'errors':>22} {'rate/s':>8} "
         f"{'p50':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8}"
     )
-    lines = [header, "-" * len(header)]
+    lines = ["latency in ms from the scheduled send time", header, "-" * len(header)]
     rows = [(name, e) for name, e in report["endpoints"].items() if e["sent"] or e["dropped"]]
     for name, e in [*rows, ("TOTAL", {**report["total"], "method": "", "path": ""})]:
         lat = e["latency_ms"]
@@ -131,6 +131,7 @@ def render_table(report: Mapping[str, Any]) -> str:
         f"miss rate {schedule['miss_rate']:.4%}, "
         f"lag p99 {_ms(schedule['lag_ms']['p99']).strip()} ms"
     )
+    lines.extend(_hpa_lines(report.get("hpa")))
     lines.append("thresholds:")
     for v in report["verdicts"]:
         value = "n/a" if v["value"] is None else f"{v['value']:.4g}"
@@ -138,6 +139,31 @@ def render_table(report: Mapping[str, Any]) -> str:
         lines.append(f"  {mark} {v['threshold']:<10} {v['scope']:<10} {value} <= {v['limit']:g}")
     lines.append(f"result: {'PASSED' if report['passed'] else 'FAILED'}")
     return "\n".join(lines)
+
+
+def _hpa_lines(hpa: Mapping[str, Any] | None) -> list[str]:
+    if not hpa:
+        return ["hpa: no timeline (not in a cluster)"]
+    lines = [f"hpa timeline (namespace {hpa['namespace']}, seconds from load start/end):"]
+    for name, s in hpa["services"].items():
+        lines.append(
+            f"  {name}: {s['replicas_at_start']} -> peak {s['peak_replicas']} "
+            f"(max {s['max_replicas']}); first scale-up {_s(s['first_scale_up_s'])} "
+            f"at cpu {_pct(s['cpu_utilization_at_first_scale_up'])}; "
+            f"at max {_s(s['max_replicas_reached_s'])}, "
+            f"all ready {_s(s['max_replicas_ready_s'])}; "
+            f"peak cpu {_pct(s['peak_cpu_utilization'])}; "
+            f"back to {s['min_replicas']} {_s(s['back_to_min_s'])} after the load"
+        )
+    return lines
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"+{value:.1f}s"
+
+
+def _pct(value: int | None) -> str:
+    return "n/a" if value is None else f"{value}%"
 
 
 def _errors(errors: Mapping[str, int]) -> str:
