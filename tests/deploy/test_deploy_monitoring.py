@@ -4,75 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from deploy_model import DEPLOY, find, render
-from taskflow_core.telemetry import EXPORTED_METRICS
-
-MONITORING = DEPLOY / "components" / "monitoring"
-DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
-# Series Prometheus itself attaches to every target (no exporter needed).
-PROMETHEUS_BUILTINS = frozenset(
-    {
-        "up",
-        "scrape_duration_seconds",
-        "scrape_samples_scraped",
-        "scrape_samples_post_metric_relabeling",
-        "scrape_series_added",
-    }
+from dashboard_model import (
+    DASHBOARDS,
+    MONITORING,
+    PROMETHEUS_BUILTINS,
+    exported_sample_names,
+    expressions,
+    metric_names,
 )
-# Sample names a metric family exposes in the text format.
-FAMILY_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created")
-PROMQL_WORDS = frozenset(
-    {
-        "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-        "and", "or", "unless", "offset", "inf", "nan",
-    }
-)  # fmt: skip
-
-
-def exported_sample_names() -> set[str]:
-    names = set(EXPORTED_METRICS)
-    for family in EXPORTED_METRICS:
-        base = family.removesuffix("_total")
-        names |= {base + suffix for suffix in FAMILY_SUFFIXES}
-    return names
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (labels, functions and keywords left out)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
-    text = re.sub(r"\$\w+", "", text)  # Grafana variables
-    text = re.sub(r"\b\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)?\b", " ", text)  # numbers, durations
-    text = re.sub(  # grouping label lists
-        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text
-    )
-    names = set()
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        word = match.group(0)
-        following = text[match.end() :].lstrip()
-        if following.startswith("(") or word.lower() in PROMQL_WORDS:
-            continue  # a function call or a keyword
-        names.add(word)
-    return names
-
-
-def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for panel in items:
-            yield panel
-            yield from panels(panel.get("panels", []))
-
-    for panel in panels(dashboard.get("panels", [])):
-        for target in panel.get("targets", []):
-            if "expr" in target:
-                yield panel["title"], target["expr"]
+from deploy_model import find, render
+from taskflow_core.telemetry import EXPORTED_METRICS
 
 
 def test_there_is_a_dashboard() -> None:
