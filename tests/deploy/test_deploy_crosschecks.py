@@ -25,6 +25,8 @@ from deploy_model import (
     render,
     selects,
 )
+from taskflow_core.health import READY_DB_TIMEOUT
+from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
 from taskflow_core.settings import DATABASE_PARTS, ENV_VARS, ConfigError, Settings
 
 # Image (Skaffold artifact) -> the app factory its server runs.
@@ -33,8 +35,7 @@ APP_FACTORIES = {
     "stats-api": "stats_api.app:create_app",
 }
 API_IMAGES = tuple(APP_FACTORIES)
-# uvicorn's drain bound, fixed in taskflow_core's server (interfaces.md).
-SERVER_DRAIN_SECONDS = 20
+# Shutdown hooks (pool and Redis close) and slack after the server's drain bound.
 SHUTDOWN_MARGIN_SECONDS = 5
 
 
@@ -163,7 +164,16 @@ def test_termination_grace_covers_prestop_and_drain(overlay: str) -> None:
         pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pre_stop >= 5
         grace = template.spec["terminationGracePeriodSeconds"]
-        assert grace >= pre_stop + SERVER_DRAIN_SECONDS + SHUTDOWN_MARGIN_SECONDS
+        assert grace >= pre_stop + GRACEFUL_SHUTDOWN_SECONDS + SHUTDOWN_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_readiness_probe_outwaits_the_readiness_checks(overlay: str) -> None:
+    # /ready answers 503 itself after its database timeout; the kubelet must wait longer, or a
+    # slow database reads as a probe timeout instead of the app's answer.
+    for template in api_templates(rendered(overlay)):
+        probe = template.spec["containers"][0]["readinessProbe"]
+        assert probe["timeoutSeconds"] > READY_DB_TIMEOUT
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
