@@ -71,7 +71,6 @@ def apis(
     module_apis: tuple[ApiProcess, ApiProcess], private_redis: RedisServer
 ) -> tuple[ApiProcess, ApiProcess]:
     for api in module_apis:
-        assert api.process is not None
         assert api.process.poll() is None, api.output()
     return module_apis
 
