@@ -5,6 +5,7 @@ Builds a copy of the repository (the real tree is never touched) and compares im
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,22 +17,28 @@ from tests.container.dockerctl import REPO, build, docker, image_config
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 
 TAG = "taskflow-test/tasks-api:cache-probe"
-SKIP = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".run",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "node_modules",
-)
+# Everything an image could take from the context, plus the places the test adds noise to.
+INPUTS = ("pyproject.toml", "uv.lock", "alembic.ini", "alembic", "libs", "services")
+SKIP = shutil.ignore_patterns("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+
+
+def _copy_file(source: str, target: str) -> None:
+    """copy2 that tolerates a file another process removed while the tree is copied."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(source, target)
 
 
 @pytest.fixture
 def repo_copy(tmp_path: Path, base_image: str) -> Iterator[Path]:
     copy = tmp_path / "repo"
-    shutil.copytree(REPO, copy, ignore=SKIP, symlinks=True)
+    for name in INPUTS:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=SKIP, copy_function=_copy_file)
+        else:
+            copy.mkdir(exist_ok=True)
+            shutil.copy2(source, copy / name)
+    (copy / "tests").mkdir()
     try:
         yield copy
     finally:
