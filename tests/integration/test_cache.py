@@ -304,9 +304,9 @@ async def test_a_full_client_pool_bypasses_without_blaming_redis(
         private_redis.freeze()
         stuck = asyncio.create_task(cache.fetch("a", 1, Loader(b"a")))
         await asyncio.sleep(0.02)  # "a" holds the only connection, waiting on the frozen Redis
-        value, elapsed = await timed(cache.fetch("b", 1, Loader(b"b")))
-        assert (value, metric(cache, "bypass")) == (b"b", 1)
-        assert elapsed < 0.1
+        assert await cache.fetch("b", 1, Loader(b"b")) == b"b"
+        assert metric(cache, "bypass") == 1
+        assert not stuck.done()  # "b" did not wait for the frozen Redis
         assert await stuck == b"a"
         assert metric(cache, "error") == 1
     finally:
@@ -323,7 +323,7 @@ async def test_the_client_never_retries(private_redis: RedisServer) -> None:
         with pytest.raises(RedisTimeoutError):
             await client.get("anything")
         # One 150 ms socket timeout, not redis-py's default 5 s x retries.
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < BOUNDED
     finally:
         private_redis.resume()
         await client.aclose()
