@@ -27,7 +27,14 @@ from taskflow_core.cache_breaker import BreakerState, CircuitBreaker
 from taskflow_core.cache_metrics import CacheResult, cache_breaker_open, cache_requests
 from taskflow_core.settings import Settings
 
-__all__ = ["Cache", "CacheResult", "current_generation"]
+__all__ = [
+    "GENERATION_QUERY",
+    "Cache",
+    "CacheResult",
+    "compose_generation",
+    "create_client",
+    "current_generation",
+]
 
 KEY_PREFIX = "taskflow"
 SOCKET_TIMEOUT = 0.15  # seconds; a healthy Redis on the cluster network answers in well under 1 ms
@@ -80,9 +87,6 @@ class SingleFlight(Generic[T]):
 
     def __init__(self) -> None:
         self._calls: dict[str, asyncio.Future[T]] = {}
-
-    def in_flight(self) -> int:
-        return len(self._calls)
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
         while (pending := self._calls.get(key)) is not None:
