@@ -49,6 +49,7 @@ async def test_unexpected_errors_are_a_generic_500_problem(
     assert "password" not in response.text
     assert "Traceback" not in response.text
     assert SECRET in caplog.text  # logged for operators, never answered
+    assert "'trace_id'" in caplog.text  # correlates with the request's trace
 
 
 async def test_an_exhausted_pool_is_503_with_retry_after(client: AsyncTestClient[Litestar]) -> None:

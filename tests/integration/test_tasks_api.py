@@ -272,6 +272,21 @@ async def test_delete_honours_if_match_then_the_task_is_gone(client: Client) -> 
     assert_problem(await client.delete(location), 404, ProblemKind.NOT_FOUND)
 
 
+async def test_if_none_match_current_is_304_without_a_body(client: Client) -> None:
+    created = await create(client)
+    location, tag = created.headers["location"], created.headers["etag"]
+    for header in (tag, f"W/{tag}", f'"0.0", {tag}', "*"):
+        cached = await client.get(location, headers={"if-none-match": header})
+        assert cached.status_code == 304
+        assert cached.content == b""
+        assert cached.headers["etag"] == tag
+    await client.patch(location, json={"title": "changed"})
+    fresh = await client.get(location, headers={"if-none-match": tag})
+    assert fresh.status_code == 200
+    assert fresh.json()["title"] == "changed"
+    assert fresh.headers["etag"] != tag
+
+
 async def test_delete_without_if_match(client: Client) -> None:
     created = await create(client)
     assert (await client.delete(created.headers["location"])).status_code == 204
@@ -293,6 +308,11 @@ async def test_openapi_document_has_explicit_operation_ids(client: Client) -> No
     assert operations[("/tasks/{task_id}", "delete")] == "deleteTask"
     assert all(operations.values())
     assert "/metrics" not in document["paths"]
+    create_responses = document["paths"]["/tasks"]["post"]["responses"]
+    for status in ("400", "413", "415"):
+        problem = create_responses[status]["content"]["application/problem+json"]
+        assert problem["schema"]["$ref"].endswith("/ProblemDetails")
+    assert "412" in document["paths"]["/tasks/{task_id}"]["patch"]["responses"]
     page = document["paths"]["/tasks"]["get"]["responses"]["200"]["content"]["application/json"]
     assert page["schema"]["$ref"].endswith("/TaskPage")
     parameters = {p["name"] for p in document["paths"]["/tasks"]["get"]["parameters"]}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import httpx
+import psycopg
 import pytest
 import redis
 
@@ -117,3 +119,35 @@ def test_bad_configuration_exits_2_with_one_line_naming_the_variable(
     assert len(lines) == 1, result.stderr
     assert variable in lines[0]
     assert "Traceback" not in result.stderr
+
+
+async def test_sigterm_drains_the_request_in_flight_then_exits(database_url: str) -> None:
+    with api_server("tasks_api", service_env(database_url)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            created = (await client.post("/tasks", json={"title": "draining"})).json()
+            with psycopg.connect(database_url) as blocker:
+                blocker.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (created["id"],))
+                in_flight = asyncio.create_task(
+                    client.patch(f"/tasks/{created['id']}", json={"completed": True})
+                )
+                await wait_for_lock_waiter(database_url)
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(1.0)
+                assert server.process.poll() is None  # still draining, not killed
+                blocker.rollback()
+            response = await in_flight
+        assert response.status_code == 200
+        assert response.json()["completed"] is True
+        # uvicorn re-raises the signal once drained, so the exit status may be -SIGTERM.
+        assert await asyncio.to_thread(server.process.wait, 20) in {0, -signal.SIGTERM}
+
+
+async def wait_for_lock_waiter(database_url: str) -> None:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    for _ in range(100):
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        if row is not None and row[0] >= 1:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the request never waited on the lock")

@@ -19,6 +19,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import exc as sa_exc
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -53,6 +54,8 @@ class ProblemKind(Enum):
 
 
 PROBLEM_TYPES = frozenset(kind.type_uri for kind in ProblemKind)
+# The kind an operation's documented status stands for (400: validation, the common case).
+_DOC_KIND = {kind.status: kind for kind in reversed(ProblemKind)}
 _KIND_BY_STATUS = {
     400: ProblemKind.BAD_REQUEST,
     404: ProblemKind.NOT_FOUND,
@@ -116,6 +119,33 @@ class ServiceUnavailable(Problem):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class FieldErrorDoc(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """The documented shape of every error body (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldErrorDoc] | None = None
+
+
+def problem_specs(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses an operation can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=_DOC_KIND[status].title,
+        )
+        for status in statuses
+    }
 
 
 def problem_response(
@@ -274,6 +304,7 @@ __all__ = [
     "NotFound",
     "PreconditionFailed",
     "Problem",
+    "ProblemDetails",
     "ProblemKind",
     "ServiceUnavailable",
     "UnsupportedMediaType",
@@ -281,4 +312,5 @@ __all__ = [
     "field_errors_from_messages",
     "handle_exception",
     "problem_response",
+    "problem_specs",
 ]

@@ -96,11 +96,21 @@ async def name_span_after_route(request: Request[Any, Any, Any]) -> None:
         span.set_attribute("http.route", template)
 
 
+def add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Log lines inside a request carry its trace and span ids (logs and traces correlate)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
 def configure_logging(level: str) -> None:
     """JSON lines on stdout from structlog and stdlib loggers (uvicorn, litestar, sqlalchemy)."""
     numeric = logging.getLevelNamesMapping()[level]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -11,13 +11,19 @@ from litestar import Controller, MediaType, Request, Response, delete, get, patc
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskflow_core.app import CACHE_STATE_KEY
 from taskflow_core.cache import Cache, current_generation
-from taskflow_core.problems import NotFound, PreconditionFailed, Problem, ValidationFailed
+from taskflow_core.problems import (
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    ValidationFailed,
+    problem_specs,
+)
 from taskflow_core.schema import Priority
 from taskflow_core.schema import Task as TaskRow
 from taskflow_core.task_queries import (
@@ -31,7 +37,7 @@ from taskflow_core.task_queries import (
 
 from tasks_api import cursor
 from tasks_api.body import json_body
-from tasks_api.etag import IfMatch, etag, parse_if_match
+from tasks_api.etag import IfMatch, etag, none_match_hits, parse_if_match
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 
 MAX_ID = 2**63 - 1
@@ -41,6 +47,10 @@ Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1..1
 Timestamp = Annotated[
     datetime | None,
     QueryParameter(description="RFC 3339 timestamp with an offset; the bound is exclusive."),
+]
+IfNoneMatchHeader = Annotated[
+    str | None,
+    HeaderParameter(name="If-None-Match", description="ETag(s) of the copy the client holds."),
 ]
 IfMatchHeader = Annotated[
     str | None,
@@ -56,7 +66,10 @@ class TaskController(Controller):
         operation_id="listTasks",
         summary="List tasks, newest first by default",
         media_type=MediaType.JSON,
-        responses={200: ResponseSpec(data_container=TaskPage, description="One page of tasks")},
+        responses={
+            200: ResponseSpec(data_container=TaskPage, description="One page of tasks"),
+            **problem_specs(400, 503),
+        },
     )
     async def list_tasks(
         self,
@@ -98,9 +111,17 @@ class TaskController(Controller):
         body = await cache.fetch(_cache_key(query, cursor_token), generation, load)
         return Response(body, media_type=MediaType.JSON)
 
-    @get("/{task_id:int}", operation_id="getTask", summary="Read one task")
+    @get(
+        "/{task_id:int}",
+        operation_id="getTask",
+        summary="Read one task",
+        responses=problem_specs(404, 503),
+    )
     async def get_task(
-        self, db_session: NamedDependency[AsyncSession], task_id: FromPath[int]
+        self,
+        db_session: NamedDependency[AsyncSession],
+        task_id: FromPath[int],
+        if_none_match: IfNoneMatchHeader = None,
     ) -> Response[Task]:
         _check_id(task_id)
         row = (
@@ -108,6 +129,10 @@ class TaskController(Controller):
         ).one_or_none()
         if row is None:
             raise _not_found(task_id)
+        current = etag(row.id, row.version)
+        if if_none_match is not None and none_match_hits(if_none_match, current):
+            # The client's copy is current: no body (RFC 9110 §13.1.2).
+            return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={"ETag": current})  # type: ignore[arg-type]
         return _task_response(row)
 
     @post(
@@ -115,6 +140,7 @@ class TaskController(Controller):
         summary="Create a task",
         status_code=HTTP_201_CREATED,
         before_request=json_body(TaskCreate),
+        responses=problem_specs(400, 413, 415, 503),
     )
     async def create_task(
         self, db_session: NamedDependency[AsyncSession], data: JSONBody[TaskCreate]
@@ -133,6 +159,7 @@ class TaskController(Controller):
         operation_id="updateTask",
         summary="Change some fields of a task",
         before_request=json_body(TaskPatch),
+        responses=problem_specs(400, 404, 412, 413, 415, 503),
     )
     async def update_task(
         self,
@@ -160,6 +187,7 @@ class TaskController(Controller):
         operation_id="deleteTask",
         summary="Delete a task",
         status_code=HTTP_204_NO_CONTENT,
+        responses=problem_specs(404, 412, 503),
     )
     async def delete_task(
         self,

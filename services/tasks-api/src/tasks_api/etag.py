@@ -33,3 +33,11 @@ def parse_if_match(header: str | None, task_id: int) -> IfMatch | None:
         if found and int(found.group(1)) == task_id:
             versions.add(int(found.group(2)))
     return IfMatch(any_version=False, versions=frozenset(versions))
+
+
+def none_match_hits(header: str, current: str) -> bool:
+    """If-None-Match uses weak comparison: `W/"1.2"` matches `"1.2"`; `*` matches any."""
+    if header.strip() == "*":
+        return True
+    tags = {candidate.strip().removeprefix("W/") for candidate in header.split(",")}
+    return current in tags
