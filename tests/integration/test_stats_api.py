@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +23,7 @@ from taskflow_core.cache import Cache, create_client, current_generation
 from taskflow_core.db import create_unpooled_engine, session_factory
 from taskflow_core.settings import Settings
 
+from devstack.servers import free_port
 from tests.conftest import Postgres
 from tests.integration.api_process import ApiProcess, running
 
@@ -288,3 +293,41 @@ async def test_databases_sharing_one_redis_never_see_each_others_entries(
         assert (await read_stats_through(cache, second))["by_priority"]["medium"]["total"] == 2
     finally:
         await cache.aclose()
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "variable"),
+    [
+        ([sys.executable, "-m", "stats_api"], {}, "DATABASE_URL"),
+        (
+            [str(Path(sys.executable).parent / "stats-api")],  # the console script
+            {"DATABASE_URL": "postgresql://x@127.0.0.1/db", "CACHE_TTL": "soon"},
+            "CACHE_TTL",
+        ),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line_naming_the_variable(
+    command: list[str], env: dict[str, str], variable: str
+) -> None:
+    base = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    result = subprocess.run(
+        command, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+
+
+def test_probes_and_metrics_with_redis_unreachable(database_url: str) -> None:
+    """Redis is only a cache: stats-api stays ready (degraded) and answers from PostgreSQL."""
+    execute(database_url, insert("low", False, 2))
+    with running("stats_api", database_url, f"redis://127.0.0.1:{free_port()}/0") as api:
+        assert httpx.get(f"{api.url}/health", timeout=5).json() == {"status": "ok"}
+        ready = httpx.get(f"{api.url}/ready", timeout=5)
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        for _ in range(3):
+            assert stats(api)["by_priority"]["low"] == {"total": 2, "completed": 0}
+        assert api.cache_requests("error") == 3
+        assert api.breaker_open() == 0  # below the threshold of consecutive failures
