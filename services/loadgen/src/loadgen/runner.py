@@ -95,9 +95,8 @@ async def _drive(
     progress = asyncio.create_task(_progress(stats, cfg, model))
     try:
         duration = await model.run(stop)
-        load_ended = time.time()
+        load_ended, cpu = time.time(), time.process_time() - cpu_before
         await model.drain(cfg.timeout + 1.0)
-        cpu = time.process_time() - cpu_before
         if watcher is not None and cfg.observe_after > 0:
             print(
                 f"loadgen: load done; watching the HPAs {cfg.observe_after:g}s more",

@@ -16,6 +16,7 @@ from loadgen.transport import Transport, TransportError
 
 # one clock for schedule and measurement: CLOCK_MONOTONIC, fine-grained (uvloop's loop.time() is ms)
 clock = time.monotonic
+MIN_SLEEP = 0.001  # the loop's timer resolution; sends are at most ~1 ms late, never early
 
 
 def stage_starts(stages: Sequence[Stage]) -> list[float]:
@@ -129,7 +130,8 @@ class OpenModel:
 
 async def _sleep_until(deadline: float, stop: asyncio.Event) -> bool:
     """Sleep to `deadline`, never waking before it; long sleeps end early on `stop`."""
-    # uvloop rounds timers to whole ms and may wake up to 0.5 ms early: sleep again then
+    # Event-loop timers have 1 ms resolution (uvloop may even fire up to 0.5 ms early): sleep
+    # again until due, and at least MIN_SLEEP, so a sub-ms remainder never busy-spins a core.
     while (delay := deadline - clock()) > 0:
         if delay > 0.5:
             with contextlib.suppress(TimeoutError):
@@ -137,5 +139,5 @@ async def _sleep_until(deadline: float, stop: asyncio.Event) -> bool:
             if stop.is_set():
                 return False
         else:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, MIN_SLEEP))
     return not stop.is_set()
