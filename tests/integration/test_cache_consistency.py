@@ -8,7 +8,9 @@ PostgreSQL in bounded time, and use the cache again by themselves once it is bac
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -286,3 +288,65 @@ def test_redis_outage_both_apis_answer_from_postgres_then_use_the_cache_again(
     wait_for_hits(stats_api, "/stats")
     assert (tasks.breaker_open(), stats_api.breaker_open()) == (0, 0)
     assert_fresh(tasks, stats_api, database_url)
+
+
+async def test_under_concurrent_writers_no_read_misses_a_write_that_returned_before_it(
+    apis: tuple[ApiProcess, ApiProcess],
+) -> None:
+    tasks, stats_api = apis
+    marker = f"concurrent-{uuid.uuid4().hex[:8]}"
+    baseline = stats(stats_api)["total"]
+    before = {
+        api.app_name: {r: api.cache_requests(r) for r in ("hit", "miss", "error", "bypass")}
+        for api in apis
+    }
+    returned: list[int] = []  # ids of the POSTs that have returned, in order
+    writing = True
+
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def writer(n: int) -> None:
+            for i in range(12):
+                response = await client.post(
+                    f"{tasks.url}/tasks", json={"title": f"{marker} {n}.{i}"}
+                )
+                assert response.status_code == 201, response.text
+                returned.append(response.json()["id"])
+
+        async def list_reader() -> int:
+            reads = 0
+            while writing and reads < 500:
+                known = set(returned)
+                response = await client.get(
+                    f"{tasks.url}/tasks", params={"q": marker, "limit": 100}
+                )
+                assert response.status_code == 200, response.text
+                assert known <= {item["id"] for item in response.json()["items"]}
+                reads += 1
+            return reads
+
+        async def stats_reader() -> int:
+            reads = 0
+            while writing and reads < 500:
+                known = len(returned)
+                response = await client.get(f"{stats_api.url}/stats")
+                assert response.status_code == 200, response.text
+                assert response.json()["total"] >= baseline + known
+                reads += 1
+            return reads
+
+        readers = [asyncio.create_task(f()) for f in (list_reader, stats_reader) * 2]
+        await asyncio.gather(*(writer(n) for n in range(4)))
+        writing = False
+        reads = await asyncio.gather(*readers)
+
+    assert len(returned) == 48
+    assert min(reads) > 0
+    for api in apis:
+        after = {r: api.cache_requests(r) for r in ("hit", "miss", "error", "bypass")}
+        assert after["error"] == before[api.app_name]["error"]
+        assert after["bypass"] == before[api.app_name]["bypass"]
+        assert (
+            after["hit"] + after["miss"]
+            > before[api.app_name]["hit"] + before[api.app_name]["miss"]
+        )
