@@ -21,7 +21,7 @@ from taskflow_core.settings import Settings
 from devstack.servers import LOOPBACK, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # generous: a loaded CI machine imports slowly
 STOP_TIMEOUT = 25.0
 
 

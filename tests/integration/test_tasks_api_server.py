@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -151,3 +155,29 @@ async def wait_for_lock_waiter(database_url: str) -> None:
             return
         await asyncio.sleep(0.05)
     pytest.fail("the request never waited on the lock")
+
+
+@pytest.mark.parametrize("package", ["tasks_api", "taskflow_core"])
+def test_reload_restarts_the_app_when_a_synced_source_file_changes(
+    database_url: str, package: str
+) -> None:
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    probe = Path(module.__file__).parent / f"_reload_probe_{os.getpid()}.py"
+    env = service_env(database_url, RELOAD="true", LOG_LEVEL="INFO")
+    with api_server("tasks_api", env) as server:
+        try:
+            probe.write_text("# written by a reload test; deleted right after\n")
+            deadline = time.monotonic() + 20
+            while "Reloading" not in server.log() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            probe.unlink(missing_ok=True)
+        assert "Reloading" in server.log(), server.log()[-2000:]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        assert httpx.get(server.base_url + "/health", timeout=5).status_code == 200
