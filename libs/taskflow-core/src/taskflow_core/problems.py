@@ -199,7 +199,7 @@ def _http_problem(exc: HTTPException) -> Response[bytes]:
     headers = dict(exc.headers or {})
     kind = _KIND_BY_STATUS.get(status)
     if kind is None:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        phrase = _phrase(status)
         return problem_response(
             ProblemKind.INTERNAL,
             phrase,
@@ -224,7 +224,14 @@ def _client_detail(kind: ProblemKind, exc: HTTPException) -> str:
     if kind is ProblemKind.PAYLOAD_TOO_LARGE:
         return "The request body exceeds the size limit."
     detail = str(exc.detail)
-    return detail if _safe(detail) else HTTPStatus(exc.status_code).phrase
+    return detail if _safe(detail) else _phrase(exc.status_code)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _generic_detail(kind: ProblemKind) -> str:
@@ -272,8 +279,10 @@ def _validation_problem(exc: ValidationException) -> Response[bytes]:
 
 def _is_database_unavailable(exc: Exception) -> bool:
     # Pool exhausted (sqlalchemy TimeoutError), lost or refused connections, statement timeouts.
-    if isinstance(exc, sa_exc.TimeoutError | TimeoutError | ConnectionError | OSError):
-        return True
+    if isinstance(exc, FileNotFoundError | PermissionError):
+        return False  # local OS errors are bugs or misconfiguration, not an unavailable database
+    if isinstance(exc, sa_exc.TimeoutError | TimeoutError | OSError):
+        return True  # pool exhausted, statement timeout, refused or unreachable server
     if isinstance(exc, sa_exc.DBAPIError):
         return (
             bool(exc.connection_invalidated)
