@@ -81,12 +81,17 @@ def test_logs_are_json_lines(database_url: str) -> None:
     with api_server("tasks_api", service_env(database_url, LOG_LEVEL="INFO")) as server:
         httpx.get(server.base_url + "/tasks", timeout=10)
         httpx.get(server.base_url + "/tasks/123456", timeout=10)
+        httpx.get(server.base_url + "/metrics", timeout=10)
         log = server.log()
     lines = [line for line in log.splitlines() if line.strip()]
     assert lines
     records = [json.loads(line) for line in lines]
     assert all({"event", "level", "timestamp"} <= set(record) for record in records)
-    assert any("GET /tasks" in str(record.get("event")) for record in records)
+    events = [str(record.get("event")) for record in records]
+    assert any('"GET /tasks HTTP/1.1" 200' in event for event in events)
+    assert any('"GET /tasks/123456 HTTP/1.1" 404' in event for event in events)
+    # Probes and scrapes (api_server polls /health) stay out of the access log.
+    assert not any("GET /health" in event or "GET /metrics" in event for event in events)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ METRICS_PREFIX = "taskflow"
 # Routes carrying this opt key are left out of request metrics and traces (probes, /metrics).
 EXCLUDE_OPT_KEY = "exclude_from_telemetry"
 NOT_OBSERVED = {EXCLUDE_OPT_KEY: True}
-UNOBSERVED_PATHS = ["^/health$", "^/ready$", "^/metrics$"]
+UNOBSERVED_URLS = frozenset({"/health", "/ready", "/metrics"})
+UNOBSERVED_PATHS = [f"^{url}$" for url in sorted(UNOBSERVED_URLS)]
 
 # Every metric family a TaskFlow service exports (the dashboards are cross-checked against it).
 EXPORTED_METRICS: tuple[str, ...] = (
@@ -141,3 +142,13 @@ def configure_logging(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.filters[:] = [ProbeAccessFilter()]
+
+
+class ProbeAccessFilter(logging.Filter):
+    """Drops access-log lines of probes and scrapes: every few seconds per pod, never news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) > 2 and args[2] in UNOBSERVED_URLS)
