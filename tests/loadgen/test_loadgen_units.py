@@ -23,6 +23,7 @@ from loadgen.scenario import OPERATIONS, OwnTasks, Request, Scenario
 from loadgen.scheduler import arrivals, stage_starts
 from loadgen.stats import EndpointStats, RunStats, StageStats, status_kind
 from loadgen.thresholds import evaluate
+from loadgen.timeline import Timeline
 
 LENIENT = Thresholds(Limit(1000.0), Limit(0.5), 0.5)
 
@@ -260,3 +261,53 @@ def test_request_is_reported_under_its_final_operation() -> None:
     request = _scenario("delete=1").build("delete")
     assert isinstance(request, Request)
     assert request.name == "create"
+
+
+# --- HPA timeline analysis ------------------------------------------------------------------
+
+
+def _hpa(desired: int, cpu: int) -> dict[str, object]:
+    return {
+        "metadata": {"name": "tasks-api"},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "tasks-api"},
+            "minReplicas": 2,
+            "maxReplicas": 10,
+        },
+        "status": {
+            "desiredReplicas": desired,
+            "currentReplicas": desired,
+            "currentMetrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "current": {"averageUtilization": cpu}},
+                }
+            ],
+        },
+    }
+
+
+def test_timeline_never_scaled_is_back_at_min_at_once() -> None:
+    timeline = Timeline()
+    timeline.observe_hpa(_hpa(2, 10), at=100.0)
+    timeline.observe_deployment({"metadata": {"name": "redis"}, "status": {}}, at=100.0)
+    summary = timeline.summary("taskflow", load_start=105.0, load_end=165.0)
+    assert set(summary["services"]) == {"tasks-api"}  # redis has no HPA
+    service = summary["services"]["tasks-api"]
+    assert service["replicas_at_start"] == 2
+    assert service["first_scale_up_s"] is None
+    assert service["max_replicas_reached_s"] is None
+    assert service["back_to_min_s"] == 0.0
+
+
+def test_timeline_still_scaled_when_watching_ends_has_no_back_to_min() -> None:
+    timeline = Timeline()
+    timeline.observe_hpa(_hpa(2, 10), at=100.0)
+    timeline.observe_hpa(_hpa(2, 10), at=101.0)  # unchanged: no new point
+    timeline.observe_hpa(_hpa(6, 180), at=120.0)
+    summary = timeline.summary("taskflow", load_start=110.0, load_end=130.0)["services"]
+    service = summary["tasks-api"]
+    assert service["first_scale_up_s"] == 10.0
+    assert service["cpu_utilization_at_first_scale_up"] == 180
+    assert service["back_to_min_s"] is None
+    assert [p["t"] for p in service["series"]] == [-10.0, 10.0]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -66,7 +67,7 @@ class ClusterWatch:
                     continue
                 failures = MAX_FAILURES if exc.status in (401, 403) else failures + 1
                 warn(f"{kind} watch: HTTP {exc.status} {exc.reason}")
-            except (OSError, TimeoutError, ValueError) as exc:
+            except (OSError, TimeoutError, ValueError, aiohttp.ClientError) as exc:
                 failures += 1
                 warn(f"{kind} watch: {type(exc).__name__}: {exc}")
             await asyncio.sleep(min(2**failures, 10) if failures else 0)
