@@ -38,6 +38,7 @@ fi
 [[ "$(id -u)" == 0 ]] || { log "debootstrap needs root"; exit 1; }
 command -v debootstrap >/dev/null || {
     log "installing debootstrap with apt"
+    apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
 }
 MIRROR="${TASKFLOW_DEBIAN_MIRROR:-$(apt_mirror)}" || { log "no $SUITE mirror in the apt sources"; exit 1; }
