@@ -16,6 +16,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from taskflow_core.migrations import (
@@ -94,6 +95,40 @@ def test_upgrade_downgrade_base_and_upgrade_again(empty_database_url: str) -> No
     assert catalog(empty_database_url) == migrated
     current = alembic(empty_database_url, "current")
     assert f"{head_revision()} (head)" in current.stdout
+
+
+def test_upgrade_with_the_database_parts_instead_of_a_url(empty_database_url: str) -> None:
+    url = make_url(empty_database_url)
+    parts = {
+        "DATABASE_HOST": str(url.host),
+        "DATABASE_PORT": str(url.port),
+        "DATABASE_NAME": str(url.database),
+        "DATABASE_USER": str(url.username),
+        "DATABASE_PASSWORD": "unused-with-trust-auth",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], **parts},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tasks" in catalog(empty_database_url)["tables"]
+
+
+def test_offline_sql_takes_the_lock_and_creates_the_triggers(empty_database_url: str) -> None:
+    result = alembic(empty_database_url, "upgrade", "head", "--sql")
+    assert result.returncode == 0, result.stderr
+    script = result.stdout
+    assert script.index(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})") < script.index(
+        "CREATE TABLE tasks"
+    )
+    assert script.count("CREATE TRIGGER") == 5
+    assert script.rstrip().endswith("COMMIT;")
+    assert catalog(empty_database_url)["tables"] == set()  # offline touches no database
 
 
 def test_upgrade_at_head_runs_no_migration(database_url: str) -> None:
