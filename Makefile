@@ -43,3 +43,5 @@ test-all: test
 
 bench: deps
 	@for b in bench/*.py; do echo "== $$b"; uv run python "$$b" || exit 1; done
+
+include mk/images.mk mk/cluster.mk
