@@ -97,17 +97,18 @@ def million_tasks(postgres: Postgres, migrated_template: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE "{url.rpartition("/")[2]}" WITH (FORCE)')
 
 
-def asyncpg_sql(statement: Select[Any]) -> tuple[str, list[Any]]:
+def asyncpg_sql(statement: Select[*tuple[Any, ...]]) -> tuple[str, list[Any]]:
     """The SQL text and positional parameters asyncpg sends for `statement`."""
     compiled = statement.compile(
-        dialect=asyncpg_dialect.dialect(), compile_kwargs={"render_postcompile": True}
+        dialect=asyncpg_dialect.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"render_postcompile": True},
     )
     assert compiled.positiontup is not None
     params = [compiled.params[name] for name in compiled.positiontup]
     return compiled.string, [p.value if isinstance(p, Priority) else p for p in params]
 
 
-def explain(url: str, statement: Select[Any], plan_cache_mode: str) -> dict[str, Any]:
+def explain(url: str, statement: Select[*tuple[Any, ...]], plan_cache_mode: str) -> dict[str, Any]:
     """EXPLAIN ANALYZE of `statement` prepared as asyncpg prepares it, in the given plan mode."""
     sql, params = asyncpg_sql(statement)
     with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:

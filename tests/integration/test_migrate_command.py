@@ -92,7 +92,7 @@ def test_demo_tasks_follow_the_lab_mix(empty_database_url: str, tmp_path: Path) 
     result = run_migrate(migrate_env(empty_database_url, SEED_DEMO_TASKS="1000"), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     with psycopg.connect(empty_database_url) as conn:
-        share = dict(
+        share: dict[str, float] = dict(
             conn.execute(
                 "SELECT priority::text, count(*)::float / 1000 FROM tasks GROUP BY priority"
             ).fetchall()

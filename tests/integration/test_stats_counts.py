@@ -153,7 +153,6 @@ def test_counts_stay_exact_under_concurrent_writer_processes(database_url: str) 
         kept, fresh = _counts_snapshot(conn)
 
     assert kept == fresh
-    assert sum(int(total) for _, _, total in kept) == sum(int(n) for _, _, n in fresh)
     assert snapshots > 5
     assert [report["errors"] for report in reports] == [[]] * WRITERS
     assert all(report.get("deadlocks", 0) == 0 for report in reports)

@@ -160,22 +160,22 @@ class Recording(Mapping[str, str]):
     """An environment that remembers every name the settings looked up."""
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
+        self._values = values
         self.read: set[str] = set()
 
     def __getitem__(self, name: str) -> str:
         self.read.add(name)
-        return self.values[name]
+        return self._values[name]
 
     def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
         self.read.add(name)
-        return self.values.get(name, default)
+        return self._values.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self._values)
 
 
 def test_env_vars_lists_exactly_the_variables_read() -> None:
