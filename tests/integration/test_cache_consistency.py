@@ -23,7 +23,7 @@ from taskflow_core.cache import GENERATION_QUERY, compose_generation
 from devstack.servers import RedisServer
 from tests.conftest import Postgres
 from tests.integration.api_process import ApiProcess, running_both
-from tests.integration.test_stats_api import counted_stats, execute, insert
+from tests.integration.task_rows import counted_stats, execute, insert
 
 # Generous bound for one request while Redis is down or hung: "not 5 s, not 59 s".
 BOUNDED = 1.0
