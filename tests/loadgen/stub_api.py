@@ -22,7 +22,8 @@ class StubApi:
 
     stall_from: float | None = None  # seconds after the first load request
     stall_until: float | None = None
-    first_request: float | None = None
+    first_request: float | None = None  # monotonic
+    first_request_unix: float | None = None  # wall clock, comparable with the report's times
     tasks: dict[int, bool] = field(default_factory=dict)
     served: list[tuple[str, str, int]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -42,7 +43,8 @@ class StubApi:
     async def _stall(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         now = time.monotonic()
         if request.path not in ("/health", "/ready"):
-            self.first_request = self.first_request or now
+            if self.first_request is None:
+                self.first_request, self.first_request_unix = now, time.time()
             if self.stall_from is not None and self.stall_until is not None:
                 start = self.first_request + self.stall_from
                 end = self.first_request + self.stall_until

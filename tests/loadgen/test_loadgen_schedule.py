@@ -94,8 +94,8 @@ def _truth_percentiles(latencies: list[float]) -> dict[str, float]:
 
 
 async def test_stalled_responses_count_from_the_schedule(tmp_path: Path) -> None:
-    """The server holds every response of [1.5 s, 3.0 s): latency is end of window - schedule."""
-    rate, duration, stall_from, stall_until = 100, 5.0, 1.5, 3.0
+    """The server holds every response of a 2 s window: latency is end of window - schedule."""
+    rate, duration, stall_from, stall_until = 50, 6.0, 2.0, 4.0
     api = StubApi(stall_from=stall_from, stall_until=stall_until)
     runner, url = await serve(api.app())
     report_path = tmp_path / "report.json"
@@ -116,13 +116,19 @@ async def test_stalled_responses_count_from_the_schedule(tmp_path: Path) -> None
     report = json.loads(report_path.read_text())
     endpoint = report["endpoints"]["list"]
 
+    # the window opened at the server's first load request, a little after the load's start
+    assert api.first_request_unix is not None
+    opened = api.first_request_unix - report["load_started_unix"]
+    assert 0 <= opened < 0.5
+    window = (opened + stall_from, opened + stall_until)
     schedule = [k / rate for k in range(int(rate * duration))]
-    truth_s = [stall_until - s if stall_from <= s < stall_until else 0.0 for s in schedule]
+    truth_s = [window[1] - s if window[0] <= s < window[1] else 0.0 for s in schedule]
     truth = _truth_percentiles([s * 1000 for s in truth_s])
-    assert truth["p90"] >= 1000
-    assert truth["p99"] > 1400
-    # the generator's own lag (reported) adds to latency from the schedule; it never hides any
-    slack = 50 + report["schedule"]["lag_ms"]["p99.9"]
+    assert truth["p90"] >= 1300  # the window dominates the tail
+    assert truth["p99"] >= 1900
+    # never below the truth; above it by at most the generator's own (reported) lag and the
+    # time to hand out 100 responses released at once on a busy machine
+    slack = 150 + report["schedule"]["lag_ms"]["p99.9"]
     for key, expected in truth.items():
         measured = endpoint["latency_ms"][key]
         assert expected - 20 <= measured <= expected + slack, (key, measured, expected, slack)
