@@ -267,3 +267,69 @@ def test_kustomize_paths_exist() -> None:
     for path in paths:
         assert (REPO / path / "kustomization.yaml").exists(), path
         assert (REPO / path).is_relative_to(DEPLOY)
+
+
+def final_stage_copies(dockerfile: Path) -> list[tuple[str, str]]:
+    """(source, absolute destination) of the last stage's COPYs from the build context."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    last_from = max(i for i, ln in enumerate(lines) if ln.upper().startswith("FROM "))
+    workdir = "/"
+    copies = []
+    for line in lines[last_from + 1 :]:
+        words = line.split()
+        if words[0].upper() == "WORKDIR":
+            workdir = str(Path(workdir, words[1]))
+        elif words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
+            args = [w for w in words[1:] if not w.startswith("--")]
+            dest = args[-1]
+            base = dest if dest.startswith("/") else str(Path(workdir, dest))
+            copies += [(src, base + ("/" if dest.endswith("/") else "")) for src in args[:-1]]
+    return copies
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path (or a parent of it) decides."""
+    excluded = False
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = glob_to_regex(raw.removeprefix("!").rstrip("/"))
+        if any(pattern.match(c) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+@pytest.mark.parametrize("svc", API_SERVICES)
+def test_synced_files_land_where_the_image_has_them(svc: str) -> None:
+    # Skaffold writes <dest>/<path in the context>; the image must hold that very file there,
+    # copied from the context (and not dockerignored), or the server never sees the edit.
+    artifact = next(a for a in skaffold_artifacts(None) if a["image"] == svc)
+    dockerfile = REPO / artifact["docker"]["dockerfile"]
+    ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    patterns = [
+        ln.strip()
+        for ln in ignore_file.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    copies = final_stage_copies(dockerfile)
+    files = tracked_files()
+    for rule in artifact["sync"]["manual"]:
+        synced = [f for f in files if glob_to_regex(rule["src"]).match(f)]
+        for path in synced:
+            target = f"{rule['dest'].rstrip('/')}/{path}"
+            assert not dockerignored(path, patterns), f"{path} is dockerignored"
+            placed = {
+                dest + path.removeprefix(src.rstrip("/") + "/")
+                for src, dest in copies
+                if src.endswith("/") and path.startswith(src)
+            }
+            assert target in placed, f"{path}: sync writes {target}, the image has {placed}"
+
+
+def test_dockerignore_rule() -> None:
+    patterns = ["*", "!services/tasks-api/src/", "**/__pycache__"]
+    assert not dockerignored("services/tasks-api/src/tasks_api/app.py", patterns)
+    assert dockerignored("services/stats-api/src/stats_api/app.py", patterns)
+    assert dockerignored("services/tasks-api/src/tasks_api/__pycache__/app.pyc", patterns)
