@@ -19,13 +19,18 @@ base-image:
 	@DOCKER=$(DOCKER) scripts/docker-engine.sh run scripts/base-image.sh
 
 # Runs inside docker-engine.sh (a daemon answers); builds the stand-in base first when asked for it.
+# Each Dockerfile is built from a fresh copy: Docker 20.10's CLI skips syncing a Dockerfile whose
+# size and mtime match the previous build's, so tasks-api and stats-api could swap Dockerfiles.
 build-images:
 	@$(if $(filter $(STANDIN_BASE),$(PYTHON_IMAGE)),DOCKER=$(DOCKER) scripts/base-image.sh)
-	@set -e; for svc in $(IMAGES); do \
+	@set -e; staging=$$(mktemp -d); trap 'rm -rf "$$staging"' EXIT; \
+	for svc in $(IMAGES); do \
 	  echo "== $$svc:$(IMAGE_TAG)"; start=$$(date +%s); \
+	  rm -rf "$$staging/$$svc"; mkdir "$$staging/$$svc"; \
+	  cp services/$$svc/Dockerfile services/$$svc/Dockerfile.dockerignore "$$staging/$$svc/"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --network host \
 	    $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
-	    -f services/$$svc/Dockerfile -t $$svc:$(IMAGE_TAG) . ; \
+	    -f "$$staging/$$svc/Dockerfile" -t $$svc:$(IMAGE_TAG) . ; \
 	  echo "== $$svc:$(IMAGE_TAG) built in $$(( $$(date +%s) - start ))s"; \
 	done
 	@$(DOCKER) image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -71,18 +73,35 @@ def build(
 ) -> Build:
     """Build services/<service>/Dockerfile from `context` (the repo root) on `base`."""
     started = time.monotonic()
-    result = docker(
-        "build",
-        "--network", "host",
-        "--build-arg", f"PYTHON_IMAGE={base}",
-        "--progress", "plain",
-        "-f", str(context / "services" / service / "Dockerfile"),
-        "-t", tag,
-        str(context),
-        timeout=timeout,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="taskflow-dockerfile-") as staging:
+        dockerfile = stage_dockerfile(context / "services" / service / "Dockerfile", Path(staging))
+        result = docker(
+            "build",
+            "--network", "host",
+            "--build-arg", f"PYTHON_IMAGE={base}",
+            "--progress", "plain",
+            "-f", str(dockerfile),
+            "-t", tag,
+            str(context),
+            timeout=timeout,
+        )  # fmt: skip
     image_id = docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     return Build(image_id, time.monotonic() - started, result.stderr)
+
+
+def stage_dockerfile(dockerfile: Path, staging: Path) -> Path:
+    """Copy a Dockerfile and its Dockerfile.dockerignore with fresh mtimes.
+
+    Docker 20.10's CLI syncs every build's Dockerfile under one name per context dir and skips
+    a file whose size and mtime match the last one sent: tasks-api's and stats-api's Dockerfiles
+    (same size, same mtime after a tarball checkout) would silently build each other.
+    """
+    staged = staging / "Dockerfile"
+    shutil.copyfile(dockerfile, staged)
+    ignore = dockerfile.with_name("Dockerfile.dockerignore")
+    if ignore.exists():
+        shutil.copyfile(ignore, staging / "Dockerfile.dockerignore")
+    return staged
 
 
 def image_config(tag: str) -> dict[str, Any]:
