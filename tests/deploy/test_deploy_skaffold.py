@@ -333,3 +333,32 @@ def test_dockerignore_rule() -> None:
     assert not dockerignored("services/tasks-api/src/tasks_api/app.py", patterns)
     assert dockerignored("services/stats-api/src/stats_api/app.py", patterns)
     assert dockerignored("services/tasks-api/src/tasks_api/__pycache__/app.pyc", patterns)
+
+
+@pytest.mark.parametrize("svc", API_SERVICES)
+def test_migrations_and_dependencies_are_build_dependencies(svc: str) -> None:
+    # Skaffold rebuilds when a COPY source (minus the dockerignore) changes: these must be.
+    artifact = next(a for a in skaffold_artifacts(None) if a["image"] == svc)
+    dockerfile = REPO / artifact["docker"]["dockerfile"]
+    ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    patterns = [
+        ln.strip()
+        for ln in ignore_file.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    sources = [s.rstrip("/") for s in dockerfile_copy_sources(dockerfile)]
+    rebuild = [
+        "alembic.ini",
+        "alembic/env.py",
+        "pyproject.toml",
+        "uv.lock",
+        "libs/taskflow-core/pyproject.toml",
+        f"services/{svc}/pyproject.toml",
+    ]
+    for path in rebuild:
+        assert (REPO / path).exists(), path
+        covered = any(path == s or path.startswith(s + "/") for s in sources)
+        assert covered, f"{svc}: no COPY reads {path}, so editing it would not rebuild"
+        assert not dockerignored(path, patterns), f"{svc}: {path} is dockerignored"
+    other = next(s for s in API_SERVICES if s != svc)
+    assert not any(s.startswith(f"services/{other}") for s in sources), "a rebuild per edit"
