@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import Postgres
 from dashboard_model import DASHBOARDS, PROMETHEUS_BUILTINS, metric_names
 from deploy_model import DEPLOY, REPO
 from prometheus_client.parser import text_string_to_metric_families
 from taskflow_core.telemetry import REQUEST_LABELS
 
+from devstack.databases import Postgres
 from devstack.servers import LOOPBACK, free_port, wait_until
 
 SERVICES = {"tasks-api": "tasks_api", "stats-api": "stats_api"}

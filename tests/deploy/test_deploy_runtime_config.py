@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import Postgres
 from deploy_model import REPO, Obj, PodTemplate, find, name_of, pod_templates, render
 
+from devstack.databases import Postgres
 from devstack.servers import LOOPBACK, free_port, wait_until
 
 # dev runs them; loadtest's pods get the same environment but RELOAD (checked statically below).
