@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from devstack.servers import free_port
-from tests.container.dockerctl import DOCKER, REPO, RESTRICTED, Container, build, wait_http
+from tests.container.dockerctl import (
+    DOCKER,
+    REPO,
+    RESTRICTED,
+    Container,
+    StartApi,
+    build,
+    wait_http,
+)
 
 ENGINE = REPO / "scripts" / "docker-engine.sh"
 BASE_SCRIPT = REPO / "scripts" / "base-image.sh"
@@ -74,9 +82,6 @@ def loadgen_image(base_image: str) -> str:
     tag = "taskflow-test/loadgen:latest"
     build("loadgen", tag, base=base_image)
     return tag
-
-
-StartApi = Callable[..., tuple[Container, str]]
 
 
 @pytest.fixture

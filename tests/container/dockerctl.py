@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,10 @@ class Container:
 
     def remove(self) -> None:
         docker("rm", "--force", "--volumes", self.id, check=False, timeout=60)
+
+
+# start_api(image, database_url, options=None, extra_env=None) -> (container, base URL)
+StartApi = Callable[..., tuple["Container", str]]
 
 
 def wait_http(

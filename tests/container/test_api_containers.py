@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.container.conftest import StartApi
-from tests.container.dockerctl import Container, docker
+from tests.container.dockerctl import Container, StartApi, docker
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.container.conftest import StartApi
-from tests.container.dockerctl import RESTRICTED, image_config, run_once
+from tests.container.dockerctl import RESTRICTED, StartApi, image_config, run_once
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 

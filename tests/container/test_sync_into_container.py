@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.container.conftest import StartApi
-from tests.container.dockerctl import DEV, REPO, Container, tar_of
+from tests.container.dockerctl import DEV, REPO, Container, StartApi, tar_of
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 

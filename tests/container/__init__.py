@@ -1,0 +1,1 @@
+"""Container tests: a package, so its conftest never takes the name `conftest` from tests/."""
