@@ -41,7 +41,7 @@ async def _drive(url: str, stages: list[Stage], mix: str, max_inflight: int) -> 
         await model.drain(5.0)
     finally:
         await transport.close()
-    assert elapsed == pytest.approx(sum(s.duration for s in stages), abs=0.1)
+    assert elapsed == pytest.approx(sum(s.duration for s in stages), abs=0.5)
     return stats
 
 
