@@ -52,10 +52,34 @@ async def test_every_scheduled_send_leaves_and_is_answered(stub: tuple[StubApi, 
     )
     assert stats.scheduled == 150 == stats.sent == stats.completed
     assert [s.scheduled for s in stats.stages] == [100, 0, 50]
+    assert stats.stage_index == 2
     assert stats.dropped == 0
     assert stats.inflight == 0
     assert stats.endpoints["list"].ok + stats.endpoints["stats"].ok == 150
     assert len(api.served) == 150
+
+
+async def test_a_pause_stage_is_the_current_stage_while_it_lasts(stub: tuple[StubApi, str]) -> None:
+    _, url = stub
+    stages = [Stage(20, 0.3), Stage(0, 0.8), Stage(20, 0.3)]
+    stats = RunStats(
+        endpoints={name: EndpointStats() for name in OPERATIONS},
+        stages=[StageStats(s.rate, s.duration) for s in stages],
+    )
+    scenario = Scenario(parse_mix("list=1"), {"tasks": url, "stats": url}, OwnTasks(1), seed=1)
+    transport = AiohttpTransport(10, 5.0)
+    model = OpenModel(stages, scenario, transport, stats, 10, lag_bound=0.025)
+    try:
+        run = asyncio.create_task(model.run(asyncio.Event()))
+        await asyncio.sleep(0.7)  # inside the pause
+        during_pause = stats.stage_index, stats.scheduled
+        await run
+        await model.drain(5.0)
+    finally:
+        await transport.close()
+    assert during_pause == (1, 6)
+    assert stats.stage_index == 2
+    assert stats.scheduled == 12
 
 
 async def test_writes_keep_the_data_set_bounded(stub: tuple[StubApi, str]) -> None:

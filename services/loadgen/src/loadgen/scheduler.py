@@ -63,15 +63,23 @@ class OpenModel:
         self.started = start = clock()
         starts = stage_starts(self.stages)
         for index, offset in arrivals(self.stages):
-            if stop.is_set():
-                break
-            self.stats.stage_index = index
+            if not await self._enter_stage(index, starts, stop):
+                return clock() - start
             due = start + offset
             if not await _sleep_until(due, stop):
-                break
+                return clock() - start
             self._launch(due, index, start + starts[index])
-        await _sleep_until(start + sum(stage.duration for stage in self.stages), stop)
+        if await self._enter_stage(len(self.stages) - 1, starts, stop):
+            await _sleep_until(start + sum(stage.duration for stage in self.stages), stop)
         return clock() - start
+
+    async def _enter_stage(self, index: int, starts: list[float], stop: asyncio.Event) -> bool:
+        """Advance the current stage (progress, /metrics) at its start, pauses included."""
+        while self.stats.stage_index < index:
+            if not await _sleep_until(self.started + starts[self.stats.stage_index + 1], stop):
+                return False
+            self.stats.stage_index += 1
+        return not stop.is_set()
 
     async def drain(self, seconds: float) -> None:
         """Wait for in-flight requests; anything still open after `seconds` is cancelled."""
