@@ -131,6 +131,14 @@ def render_table(report: Mapping[str, Any]) -> str:
         f"miss rate {schedule['miss_rate']:.4%}, "
         f"lag p99 {_ms(schedule['lag_ms']['p99']).strip()} ms"
     )
+    for number, stage in enumerate(report["stages"], 1):
+        lines.append(
+            f"stage {number}: target {stage['rate']:g}/s for {stage['duration_s']:g}s -> "
+            f"sent {stage['sent']} ({stage['achieved_rate']:.1f}/s), late {stage['late']}, "
+            f"dropped {stage['dropped']}"
+        )
+    cpus = ", ".join(f"{g['cpu_utilization']:.2f}" for g in report.get("generators", []))
+    lines.append(f"generator cpu (share of one core during the load): {cpus or 'n/a'}")
     lines.extend(_hpa_lines(report.get("hpa")))
     lines.append("thresholds:")
     for v in report["verdicts"]:
