@@ -25,7 +25,7 @@ class Stage:
 
 PROFILES: dict[str, str] = {
     "smoke": "5:15s",
-    "ramp": "50:1m,100:1m,200:1m,300:2m,400:2m",
+    "ramp": "60:1m,200:2m,440:4m",  # derived in the README ("The default ramp")
     "spike": "20:30s,400:1m,20:1m",
     "soak": "100:30m",
 }
