@@ -91,8 +91,8 @@ async def test_unreachable_target_exits_2_with_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = await run_loadgen("run", *_targets(url), f"--report={tmp_path / 'r.json'}")
     assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1, errors
     assert "unreachable" in errors[0]
     assert url in errors[0]
     assert not (tmp_path / "r.json").exists()
@@ -110,7 +110,8 @@ async def test_api_not_ready_within_wait_ready_exits_2() -> None:
     finally:
         await runner.cleanup()
     assert done.returncode == 2
-    assert "not ready within 1.5s (last: HTTP 503)" in done.stderr
+    assert done.stderr.strip().endswith("not ready within 1.5s (last: HTTP 503)")
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

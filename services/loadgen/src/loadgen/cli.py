@@ -196,13 +196,16 @@ def run_command(values: Mapping[str, Any], environ: Mapping[str, str]) -> int:
     from loadgen.runner import execute
 
     cfg = run_config(values)
-    kube, namespace = cluster_target(values["kube_api"], values["namespace"], environ)
+
+    def locate() -> tuple[Any, str]:  # after the targets answered: errors come first, alone
+        return cluster_target(values["kube_api"], values["namespace"], environ)
+
     if cfg.loop == "uvloop":
         import uvloop
 
-        report = uvloop.run(execute(cfg, kube, namespace))
+        report = uvloop.run(execute(cfg, locate))
     else:
-        report = asyncio.run(execute(cfg, kube, namespace))
+        report = asyncio.run(execute(cfg, locate))
     _emit(report, cfg.report, cfg.print_json)
     return EXIT_PASSED if report["passed"] else EXIT_BREACHED
 

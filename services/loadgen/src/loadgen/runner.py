@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +30,15 @@ CLEANUP_SECONDS = 30.0
 CLEANUP_CONCURRENCY = 16
 
 
-async def execute(cfg: RunConfig, kube: Configuration | None, namespace: str) -> dict[str, Any]:
-    """Run the whole test; ConfigError when a target is unreachable or a port is taken."""
+async def execute(
+    cfg: RunConfig, locate: Callable[[], tuple[Configuration | None, str]]
+) -> dict[str, Any]:
+    """Run the whole test; ConfigError when a target is unreachable or a port is taken.
+    `locate` says where to watch the HPAs (None: nowhere) once the targets have answered."""
     transport = make_transport(cfg.client, cfg.max_inflight, cfg.timeout)
     try:
         await check_targets(transport, cfg)
+        kube, namespace = locate()
         stats = RunStats(
             endpoints={name: EndpointStats() for name in OPERATIONS},
             stages=[StageStats(stage.rate, stage.duration) for stage in cfg.stages],
