@@ -131,9 +131,9 @@ def test_the_budget_counts_surge_pool_readiness_and_migrations() -> None:
 def test_prod_connection_requirement_is_documented() -> None:
     # An external PostgreSQL must allow what the prod overlay can open; the README says how many.
     needed = connections_needed(render("prod"), "prod")
-    docs = (REPO / "docs" / "kubernetes.md").read_text()
+    docs = (REPO / "README.md").read_text()
     assert re.search(rf"max_connections\D{{0,40}}{needed}\b", docs), (
-        f"docs/kubernetes.md must state that prod needs {needed} connections (max_connections)"
+        f"README.md must state that prod needs {needed} connections (max_connections)"
     )
 
 

@@ -48,7 +48,7 @@ def test_kind_config_leaves_networking_to_calico() -> None:
 
 
 def test_docs_cover_every_laptop_cluster() -> None:
-    docs = (REPO / "docs" / "kubernetes.md").read_text()
+    docs = (REPO / "README.md").read_text()
     for needle in (
         "make cluster",
         "k3d cluster create",
