@@ -1,7 +1,9 @@
 # The verbs a person types. `make up` runs the whole stack locally; `make test-all` runs every test.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTEST := uv run pytest
+# uv from PATH, else the module pip installed (scripts/bootstrap.sh); expanded when used.
+UV = $(shell command -v uv >/dev/null && echo uv || echo python3 -m uv)
+PYTEST = $(UV) run pytest
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help deps up fmt lint types unit integration test test-all bench
@@ -19,17 +21,17 @@ deps:
 	@scripts/bootstrap.sh
 
 up: deps
-	uv run python -m devstack.up
+	$(UV) run python -m devstack.up
 
 fmt: deps
-	uv run ruff format . && uv run ruff check --fix .
+	$(UV) run ruff format . && $(UV) run ruff check --fix .
 
 lint: deps
-	uv run ruff format --check .
-	uv run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run ruff check .
 
 types: deps
-	uv run mypy libs services devstack
+	$(UV) run mypy libs services devstack
 
 unit: deps
 	$(PYTEST) tests/unit
@@ -44,6 +46,6 @@ test-all: test
 	$(PYTEST) -m "container or e2e"
 
 bench: deps
-	@for b in bench/*.py; do echo "== $$b"; uv run python "$$b" || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; $(UV) run python "$$b" || exit 1; done
 
 include mk/images.mk mk/cluster.mk

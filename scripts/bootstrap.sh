@@ -21,6 +21,9 @@ fi
 if ! command -v uv >/dev/null; then
   echo "bootstrap: installing uv with pip" >&2
   python3 -m pip install --quiet uv || python3 -m pip install --quiet --break-system-packages uv
+  command -v pyenv >/dev/null && pyenv rehash
 fi
+# pip may put uv where PATH does not look (a user or pyenv bin); the module always works.
+uv() { if command -v uv >/dev/null; then command uv "$@"; else python3 -m uv "$@"; fi; }
 export UV_PYTHON_DOWNLOADS=never
 uv sync --all-packages --frozen --quiet
