@@ -6,59 +6,26 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from devstack.servers import free_port
+if TYPE_CHECKING:
+    from conftest import MakeUp  # tests/e2e/conftest.py: fixtures `make_up`, `shared_make_up`
+
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[dict[str, str]]:
-    """`make up` on free ports, as a person runs it; stopped with Ctrl-C to its group."""
-    ports = {"TASKS_API_PORT": free_port(), "STATS_API_PORT": free_port()}
-    env = {**os.environ, **{name: str(port) for name, port in ports.items()}}
-    process = subprocess.Popen(
-        ["make", "up"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # `make up` prints curl examples once both APIs serve
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "curl" in line:
-            break
-    try:
-        assert process.poll() is None, "".join(lines)
-        yield {
-            "tasks": f"http://127.0.0.1:{ports['TASKS_API_PORT']}",
-            "stats": f"http://127.0.0.1:{ports['STATS_API_PORT']}",
-        }
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+def stack(shared_make_up: MakeUp) -> dict[str, str]:
+    assert shared_make_up.process.poll() is None, shared_make_up.output
+    return shared_make_up.urls
 
 
 def _loadgen(urls: dict[str, str], report: Path, *args: str) -> subprocess.CompletedProcess[str]:

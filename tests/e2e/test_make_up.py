@@ -6,15 +6,16 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from devstack.servers import free_port
+if TYPE_CHECKING:
+    from conftest import MakeUp  # tests/e2e/conftest.py: fixtures `make_up`, `shared_make_up`
+
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -38,44 +39,11 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
-@pytest.fixture
-def stack() -> Iterator[tuple[subprocess.Popen[str], dict[str, int], list[str]]]:
-    ports = {"TASKS_API_PORT": free_port(), "STATS_API_PORT": free_port()}
-    env = {**os.environ, **{name: str(port) for name, port in ports.items()}}
-    process = subprocess.Popen(
-        ["make", "up"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "curl" in line:
-            break
-    try:
-        yield process, ports, lines
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 @pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c-to-group"])
-def test_make_up_serves_demo_data_and_stops_everything(
-    stack: tuple[subprocess.Popen[str], dict[str, int], list[str]], how: str
-) -> None:
-    process, ports, lines = stack
-    output = "".join(lines)
+def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str) -> None:
+    process, output = make_up.process, make_up.output
     assert process.poll() is None, output
-    tasks, stats = ports["TASKS_API_PORT"], ports["STATS_API_PORT"]
+    tasks, stats = make_up.tasks_port, make_up.stats_port
     assert f"http://127.0.0.1:{tasks}/tasks" in output
     assert f"http://127.0.0.1:{stats}/stats" in output
     datastore_ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)/", output)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from loadgen.notice import warn
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import Configuration
@@ -44,7 +45,3 @@ def cluster_target(
         warn(f"in-cluster configuration failed ({exc}); no HPA timeline, carrying on")
         return None, namespace or pod_namespace()
     return configuration, namespace or pod_namespace()
-
-
-def warn(message: str) -> None:
-    print(f"loadgen: {message}", file=sys.stderr, flush=True)

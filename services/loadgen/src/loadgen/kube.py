@@ -11,7 +11,7 @@ import aiohttp
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from loadgen.cluster import warn
+from loadgen.notice import warn
 from loadgen.timeline import Timeline
 
 WATCH_SECONDS = 240  # server-side watch timeout; the loop relists and watches again
