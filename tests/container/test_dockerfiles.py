@@ -70,3 +70,15 @@ def test_dockerignore_is_an_allow_list(service: str) -> None:
     assert not [path for path in allowed if path.startswith(("tests", "deploy", "docs"))]
     others = [other for other in SERVICES if other != service]
     assert not [path for path in allowed for other in others if f"services/{other}" in path]
+
+
+def test_api_dockerfiles_differ_only_in_the_service() -> None:
+    # Two files by design (one per service folder, no build arguments); this keeps them in step.
+    def normalised(service: str) -> list[tuple[str, str]]:
+        package = service.replace("-", "_")
+        return [
+            (op, args.replace(service, "<svc>").replace(package, "<pkg>"))
+            for op, args in _instructions(service)
+        ]
+
+    assert normalised("tasks-api") == normalised("stats-api")
