@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 from deploy_model import (
     DEPLOY,
     OVERLAYS,
@@ -162,7 +163,16 @@ def test_rbac_is_namespaced_and_has_no_wildcards(overlay: str) -> None:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, ident(role)
 
 
-def test_prometheus_may_only_discover_pods_services_endpoints() -> None:
+# What Prometheus's Kubernetes service discovery lists and watches for each `role`.
+SD_ROLE_READS = {
+    "pod": {("", "pods")},
+    "service": {("", "services")},
+    "endpoints": {("", "endpoints"), ("", "services"), ("", "pods")},
+    "endpointslice": {("discovery.k8s.io", "endpointslices"), ("", "services"), ("", "pods")},
+}
+
+
+def test_prometheus_may_only_read_what_its_discovery_uses() -> None:
     docs = render("dev")
     role = next(r for r in of_kind(docs, "Role") if name_of(r) == "prometheus")
     granted = {
@@ -172,10 +182,15 @@ def test_prometheus_may_only_discover_pods_services_endpoints() -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    reads = ("get", "list", "watch")
-    expected = {("", r, v) for r in ("pods", "services", "endpoints") for v in reads}
-    expected |= {("discovery.k8s.io", "endpointslices", v) for v in reads}
-    assert granted == expected
+    config = yaml.safe_load((DEPLOY / "components" / "monitoring" / "prometheus.yml").read_text())
+    roles = {
+        sd["role"]
+        for job in config["scrape_configs"]
+        for sd in job.get("kubernetes_sd_configs", [])
+    }
+    assert roles == {"pod"}
+    needed = set().union(*(SD_ROLE_READS[r] for r in roles))
+    assert granted == {(g, r, v) for g, r in needed for v in ("get", "list", "watch")}
     binding = next(b for b in of_kind(docs, "RoleBinding") if name_of(b) == "prometheus")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
