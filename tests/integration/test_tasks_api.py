@@ -127,6 +127,7 @@ async def test_title_of_255_characters_is_accepted(client: Client) -> None:
         (b"title=x", "application/x-www-form-urlencoded"),
         (b"{not json", "application/json"),
         (b"", "application/json"),
+        (b'{"title": "\xff\xfe"}', "application/json"),  # not UTF-8
         (b'{"title": "x"}', None),
     ],
 )
@@ -139,6 +140,14 @@ async def test_a_body_that_is_not_json_is_415(
     task = (await create(client)).json()
     patched = await client.patch(f"/tasks/{task['id']}", content=content, headers=headers)
     assert_problem(patched, 415, ProblemKind.UNSUPPORTED_MEDIA_TYPE)
+
+
+async def test_deeply_nested_json_is_400_naming_the_body(client: Client) -> None:
+    deep = b'{"title": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    response = await client.post(
+        "/tasks", content=deep, headers={"content-type": "application/json"}
+    )
+    assert field_names(assert_problem(response, 400, ProblemKind.VALIDATION)) == {"body"}
 
 
 async def test_bodies_over_64_kib_are_413(client: Client) -> None:

@@ -224,6 +224,8 @@ async def test_created_range_is_exclusive_and_accepts_offsets(
         ("created_after=2025-03-01", "created_after"),
         ("created_after=2025-03-01T12:00:00", "created_after"),  # no offset
         ("created_before=2025-03-01T12:00:00", "created_before"),
+        ("created_after=9999-12-31T23:59:59-23:59", "created_after"),  # past year 9999 in UTC
+        ("created_before=0001-01-01T00:00:00%2B14:00", "created_before"),  # before year 1 in UTC
         ("cursor=", "cursor"),
         ("q=a%00b", "q"),
         ("cursor=not-a-cursor", "cursor"),
@@ -269,6 +271,9 @@ def forge(payload: object) -> str:
         forge({"s": "-created_at", "k": ["high", 5]}),
         forge({"s": "-priority", "k": ["urgent", 5]}),
         forge({"s": "title", "k": ["a", 5]}),
+        forge({"s": "-created_at", "k": ["2025-03-01T12:00:00+00:00", 2**63]}),  # past bigint
+        forge({"s": "-created_at", "k": ["9999-12-31T23:59:59-23:59", 5]}),  # past year 9999
+        forge({"s": "-created_at", "k": ["0001-01-01T00:00:00+14:00", 5]}),  # before year 1
         "%%%",
         "A" * 600,
     ],

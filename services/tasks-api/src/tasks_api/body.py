@@ -44,8 +44,11 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
         body = await request.body()  # over 64 KiB: 413 before anything is decoded
         try:
             document = msgspec.json.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # JSON text must be UTF-8
             raise UnsupportedMediaType("The request body is not valid JSON.") from None
+        except RecursionError:
+            too_deep = FieldError("body", "nested too deeply")
+            raise InvalidBody("The request body is nested too deeply.", errors=[too_deep]) from None
         if isinstance(document, dict):
             _reject_unknown(document, fields)
             _reject_nul(document)

@@ -40,7 +40,7 @@ from tasks_api.body import json_body
 from tasks_api.etag import IfMatch, etag, none_match_hits, parse_if_match
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 
-MAX_ID = 2**63 - 1
+MAX_ID = cursor.MAX_ID
 TaskRecord: TypeAlias = Row[*tuple[Any, ...]]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1..100.")]
@@ -297,6 +297,10 @@ def _search_text(q: str | None) -> str | None:
 
 
 def _aware(name: str, moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
         raise ValidationFailed(name, "an RFC 3339 timestamp needs a UTC offset (e.g. `Z`)")
+    if not cursor.representable_in_utc(moment):
+        raise ValidationFailed(name, "the instant must fall within years 1..9999 in UTC")
     return moment

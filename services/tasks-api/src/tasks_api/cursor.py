@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from taskflow_core.problems import ValidationFailed
@@ -16,6 +16,7 @@ from taskflow_core.schema import Priority
 from taskflow_core.task_queries import Position, Sort
 
 MAX_CURSOR_CHARS = 512
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 _PRIORITIES = frozenset(p.value for p in Priority)
 
 
@@ -36,7 +37,7 @@ def decode(cursor: str, sort: Sort) -> Position:
     if token.s != sort.value:
         raise ValidationFailed("cursor", "the cursor belongs to another sort order")
     text, row_id = token.k
-    if row_id < 1:
+    if not 1 <= row_id <= MAX_ID:
         raise ValidationFailed("cursor", "the cursor is not valid")
     if sort.by_priority:
         if text not in _PRIORITIES:
@@ -60,6 +61,15 @@ def _timestamp(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValidationFailed("cursor", "the cursor is not valid") from None
-    if moment.tzinfo is None:
+    if moment.tzinfo is None or not representable_in_utc(moment):
         raise ValidationFailed("cursor", "the cursor is not valid")
     return moment
+
+
+def representable_in_utc(moment: datetime) -> bool:
+    """False for instants whose UTC date falls outside years 1..9999 (the database rejects them)."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
