@@ -19,6 +19,8 @@ from deploy_model import (
     name_of,
     of_kind,
     overlay_missing_reason,
+    pod_template_of,
+    pod_templates,
     render,
 )
 
@@ -76,8 +78,22 @@ def test_a_schema_violation_is_caught() -> None:
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
 
 
-def test_namespace_enforces_pod_security_restricted() -> None:
-    namespace = find(render("prod"), "Namespace", NAMESPACE)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_template_carries_its_owners_labels(overlay: str) -> None:
+    # Prometheus keeps pods by part-of, policies and PDBs select by name/component: pods need them.
+    templates = pod_templates(rendered(overlay))
+    templates.append(pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0]))
+    for template in templates:
+        assert template is not None
+        owner = template.owner["metadata"]["labels"]
+        assert template.labels.get("app.kubernetes.io/part-of") == "taskflow", template.name
+        for key in COMMON_LABELS:
+            assert template.labels.get(key) == owner.get(key), f"{template.name} {key}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_namespace_enforces_pod_security_restricted(overlay: str) -> None:
+    namespace = find(rendered(overlay), "Namespace", NAMESPACE)
     assert namespace is not None
     labels = namespace["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
