@@ -3,7 +3,8 @@ that move tasks between buckets, title-only updates, deletes, and rolled-back tr
 
 Every figure must equal a fresh count(*) at the end, and also in every snapshot taken while the
 writers run (the triggers write the counts in the writing transaction); no writer may hit a
-deadlock. Run as `python -m tests.integration.test_stats_counts URL SECONDS SEED` for one writer.
+deadlock; and /stats, read through the cache while they write, equals count(*) at the end.
+Run as `python -m tests.integration.test_stats_counts URL SECONDS SEED` for one writer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import psycopg
+import pytest
+
+from tests.integration.api_process import running
+from tests.integration.task_rows import counted_stats
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 4
@@ -111,7 +117,9 @@ def _counts_snapshot(conn: psycopg.Connection) -> tuple[list[tuple[object, ...]]
     return kept, fresh
 
 
-def test_counts_stay_exact_under_concurrent_writer_processes(database_url: str) -> None:
+def test_counts_stay_exact_under_concurrent_writer_processes(
+    database_url: str, redis_url: str
+) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO tasks (title, priority, completed) "
@@ -119,6 +127,24 @@ def test_counts_stay_exact_under_concurrent_writer_processes(database_url: str) 
             "FROM generate_series(1, 300) AS i"
         )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with running("stats_api", database_url, redis_url) as stats_api:
+        reports, snapshots = _write_concurrently(database_url, env, stats_api.url)
+        for _ in range(2):  # the miss, then the cached copy: each equals a fresh count(*)
+            figures = httpx.get(f"{stats_api.url}/stats", timeout=5).json()
+            truth = counted_stats(database_url)
+            assert figures == {**truth, "completion_rate": pytest.approx(truth["completion_rate"])}
+    assert snapshots > 5
+    assert [report["errors"] for report in reports] == [[]] * WRITERS
+    assert all(report.get("deadlocks", 0) == 0 for report in reports)
+    # The writers really did commit and roll back plenty of work.
+    assert sum(int(report.get("committed", 0)) for report in reports) > 200
+    assert sum(int(report.get("rolled_back", 0)) for report in reports) > 10
+
+
+def _write_concurrently(
+    database_url: str, env: dict[str, str], stats_url: str
+) -> tuple[list[dict[str, object]], int]:
+    """WRITERS writer processes; counts checked in every snapshot, /stats read meanwhile."""
     writers = [
         subprocess.Popen(
             [
@@ -143,6 +169,8 @@ def test_counts_stay_exact_under_concurrent_writer_processes(database_url: str) 
         while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
             kept, fresh = _counts_snapshot(conn)
             assert kept == fresh  # exact in every snapshot, not only at the end
+            # Fills the cache with entries of generations the writers then leave behind.
+            assert httpx.get(f"{stats_url}/stats", timeout=5).status_code == 200
             snapshots += 1
             time.sleep(0.05)
         reports = []
@@ -151,14 +179,8 @@ def test_counts_stay_exact_under_concurrent_writer_processes(database_url: str) 
             assert writer.returncode == 0, stderr
             reports.append(json.loads(stdout))
         kept, fresh = _counts_snapshot(conn)
-
     assert kept == fresh
-    assert snapshots > 5
-    assert [report["errors"] for report in reports] == [[]] * WRITERS
-    assert all(report.get("deadlocks", 0) == 0 for report in reports)
-    # The writers really did commit and roll back plenty of work.
-    assert sum(int(report.get("committed", 0)) for report in reports) > 200
-    assert sum(int(report.get("rolled_back", 0)) for report in reports) > 10
+    return reports, snapshots
 
 
 if __name__ == "__main__":

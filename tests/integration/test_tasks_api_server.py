@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,36 @@ async def test_list_pages_go_through_the_cache_and_writes_show_at_once(
     assert hits
     assert float(hits[0].split()[-1]) >= 1
     store.close()
+
+
+def padded_body(size: int) -> bytes:
+    """A JSON task body of exactly `size` bytes (its description is over 10,000 characters)."""
+    head, tail = b'{"title": "x", "description": "', b'"}'
+    return head + b"d" * (size - len(head) - len(tail)) + tail
+
+
+async def test_the_64_kib_limit_is_exact_and_holds_for_chunked_bodies(database_url: str) -> None:
+    json_type = {"content-type": "application/json"}
+
+    async def chunked(body: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 4096):  # no Content-Length: the server must count
+            yield body[start : start + 4096]
+
+    with api_server("tasks_api", service_env(database_url)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=20) as client:
+            at_limit = await client.post("/tasks", content=padded_body(65_536), headers=json_type)
+            assert at_limit.status_code == 400, at_limit.text  # read whole, then validated
+            assert at_limit.json()["errors"][0]["field"] == "description"
+            for size in (65_537, 200_000):
+                over = await client.post("/tasks", content=padded_body(size), headers=json_type)
+                assert over.status_code == 413, over.text
+                streamed = await client.post(
+                    "/tasks", content=chunked(padded_body(size)), headers=json_type
+                )
+                assert "content-length" not in streamed.request.headers
+                assert streamed.status_code == 413, streamed.text
+                assert streamed.headers["content-type"].startswith("application/problem+json")
+            assert (await client.get("/tasks")).json()["items"] == []
 
 
 def test_logs_are_json_lines(database_url: str) -> None:
