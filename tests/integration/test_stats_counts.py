@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -143,7 +144,7 @@ def test_counts_stay_exact_under_concurrent_writer_processes(
 
 def _write_concurrently(
     database_url: str, env: dict[str, str], stats_url: str
-) -> tuple[list[dict[str, object]], int]:
+) -> tuple[list[dict[str, Any]], int]:
     """WRITERS writer processes; counts checked in every snapshot, /stats read meanwhile."""
     writers = [
         subprocess.Popen(
