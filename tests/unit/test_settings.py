@@ -97,6 +97,8 @@ def test_blank_values_count_as_unset() -> None:
         ({"DATABASE_URL": URL, "DB_MAX_OVERFLOW": "-2"}, "DB_MAX_OVERFLOW"),
         ({"DATABASE_URL": URL, "DB_POOL_TIMEOUT": "soon"}, "DB_POOL_TIMEOUT"),
         ({"DATABASE_URL": URL, "DB_POOL_TIMEOUT": "0"}, "DB_POOL_TIMEOUT"),
+        ({"DATABASE_URL": URL, "DB_POOL_TIMEOUT": "nan"}, "DB_POOL_TIMEOUT"),
+        ({"DATABASE_URL": URL, "DB_POOL_TIMEOUT": "inf"}, "DB_POOL_TIMEOUT"),
         ({"DATABASE_URL": URL, "LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
         ({"DATABASE_URL": URL, "SEED_DEMO_TASKS": "1e3"}, "SEED_DEMO_TASKS"),
         ({"DATABASE_URL": URL, "SEED_DEMO_TASKS": "-5"}, "SEED_DEMO_TASKS"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ class _Env:
             number = float(value)
         except ValueError:
             raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+        if not math.isfinite(number):  # float() accepts "nan" and "inf"; neither bounds a wait
+            raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
         _check_range(name, number, minimum, None)
         return number
 
