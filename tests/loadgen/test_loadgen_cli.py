@@ -50,6 +50,33 @@ async def test_passing_run_exits_0_and_writes_a_valid_report(api_url: str, tmp_p
     assert report["hpa"] is None
     line = next(x for x in done.stdout.splitlines() if x.startswith("LOADGEN_REPORT "))
     assert json.loads(line.removeprefix("LOADGEN_REPORT "))["total"] == report["total"]
+    _assert_table_matches(done.stdout, report)
+
+
+def _assert_table_matches(stdout: str, report: dict[str, object]) -> None:
+    """The stdout table: per endpoint sent, ok, errors, rate, p50..max; one line per verdict."""
+    lines = stdout.splitlines()
+    header = next(x for x in lines if x.startswith("endpoint "))
+    columns = ["sent", "ok", "errors", "rate/s", "p50", "p90", "p99", "p99.9", "max"]
+    assert header.split()[2:] == columns
+    endpoints = report["endpoints"]
+    assert isinstance(endpoints, dict)
+    for name, e in [*endpoints.items(), ("TOTAL", report["total"])]:
+        assert isinstance(e, dict)
+        if not e["sent"]:
+            continue
+        row = next(x for x in lines if x.split()[:1] == [name]).split()
+        sent, ok, errors, rate, *latency = row[-len(columns) :]
+        assert (int(sent), int(ok)) == (e["sent"], e["ok"]), row
+        kinds = ",".join(f"{kind}:{n}" for kind, n in e["errors"].items() if n)
+        assert errors == (kinds or "0"), row
+        assert float(rate) == pytest.approx(e["achieved_rate"], abs=0.051), row
+        expected = [e["latency_ms"][k] for k in ("p50", "p90", "p99", "p99.9", "max")]
+        assert [float(x) for x in latency] == pytest.approx(expected, abs=0.051), row
+    verdicts = report["verdicts"]
+    assert isinstance(verdicts, list)
+    marks = [x for x in lines if x.startswith(("  PASS ", "  FAIL "))]
+    assert len(marks) == len(verdicts)
 
 
 async def test_every_flag_reads_from_the_environment(api_url: str, tmp_path: Path) -> None:
