@@ -17,6 +17,8 @@ def test_metrics_are_labelled_by_route_template(database_url: str, redis_url: st
             assert client.get(f"/tasks/{created['id']}").status_code == 200
         assert client.get("/tasks/987654").status_code == 404
         assert client.get("/tasks").status_code == 200
+        for n in range(3):  # unrouted paths must not each become a label (unbounded cardinality)
+            assert client.get(f"/no-such-route-{n}").status_code == 404
         client.get("/health")
         client.get("/ready")
         scrape = client.get("/metrics")
@@ -34,6 +36,7 @@ def test_metrics_are_labelled_by_route_template(database_url: str, redis_url: st
     assert "/tasks" in paths
     assert not any(path and path.startswith("/tasks/") and "{" not in path for path in paths)
     assert not paths & {"/health", "/ready", "/metrics"}  # probes and scrapes are not measured
+    assert not any(path and path.startswith("/no-such-route") for path in paths)
 
     def value(name: str, **labels: str) -> float:
         return sum(
