@@ -317,3 +317,43 @@ def test_counts_start_with_six_zero_buckets_and_generation_with_one_row(database
         ]
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO cache_generation (id, value) VALUES (2, 0)")
+
+
+def test_the_database_applies_task_defaults_and_rejects_out_of_range_values(
+    database_url: str,
+) -> None:
+    """The schema itself holds the contract's limits, whatever client writes the rows."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO tasks (title) VALUES (%s) RETURNING description, completed, "
+            "priority::text, version, created_at = updated_at, now() - created_at < '1 minute', "
+            "extract(timezone FROM created_at) IS NOT NULL",
+            ("x" * 255,),
+        ).fetchone()
+        assert row == (None, False, "medium", 1, True, True, True)
+        conn.execute("INSERT INTO tasks (title, description) VALUES ('t', %s)", ("d" * 10_000,))
+        rejected: list[tuple[str, tuple[object, ...], type[psycopg.Error]]] = [
+            ("INSERT INTO tasks (title) VALUES (%s)", ("",), psycopg.errors.CheckViolation),
+            (
+                "INSERT INTO tasks (title) VALUES (%s)",
+                ("x" * 256,),
+                psycopg.errors.StringDataRightTruncation,
+            ),
+            (
+                "INSERT INTO tasks (title, description) VALUES ('t', %s)",
+                ("d" * 10_001,),
+                psycopg.errors.CheckViolation,
+            ),
+            (
+                "INSERT INTO tasks (title, priority) VALUES ('t', %s)",
+                ("urgent",),
+                psycopg.errors.InvalidTextRepresentation,
+            ),
+            ("INSERT INTO tasks (title) VALUES (NULL)", (), psycopg.errors.NotNullViolation),
+            ("INSERT INTO tasks (id, title) VALUES (7, 't')", (), psycopg.errors.GeneratedAlways),
+        ]
+        for sql, params, error in rejected:
+            with pytest.raises(error):
+                conn.execute(sql, params)
+        count = conn.execute("SELECT count(*) FROM tasks").fetchone()
+    assert count == (2,)
