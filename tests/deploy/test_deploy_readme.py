@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from deploy_model import DEPLOY, REPO
+from deploy_model import DEPLOY, REPO, pod_templates, render
 from taskflow_core.settings import DATABASE_PARTS
 
 README = (REPO / "README.md").read_text()
@@ -63,3 +63,14 @@ def test_the_memory_measurement_behind_a_cpu_only_hpa_is_in_the_readme() -> None
     text = section("### Resource figures (measured)")
     assert "**HPA metric: CPU only.**" in text
     assert "15 s after" in text  # the post-load RSS column the decision rests on
+
+
+def test_the_minimum_kubernetes_version_is_stated() -> None:
+    # The preStop `sleep` handler needs 1.30 (PodLifecycleSleepAction on by default).
+    uses_sleep = any(
+        "sleep" in (c.get("lifecycle", {}).get("preStop") or {})
+        for t in pod_templates(render("prod"))
+        for c in t.containers()
+    )
+    assert uses_sleep
+    assert "Kubernetes ≥ 1.30" in section("### A laptop cluster")
