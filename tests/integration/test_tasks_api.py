@@ -301,6 +301,15 @@ async def test_delete_without_if_match(client: Client) -> None:
     assert (await client.delete(created.headers["location"])).status_code == 204
 
 
+async def test_delete_with_if_match_star_removes_whatever_version(client: Client) -> None:
+    created = await create(client)
+    location = created.headers["location"]
+    await client.patch(location, json={"title": "changed"})
+    assert (await client.delete(location, headers={"if-match": "*"})).status_code == 204
+    gone = await client.delete(location, headers={"if-match": "*"})
+    assert_problem(gone, 404, ProblemKind.NOT_FOUND)
+
+
 async def test_openapi_document_has_explicit_operation_ids(client: Client) -> None:
     response = await client.get("/schema/openapi.json")
     assert response.status_code == 200

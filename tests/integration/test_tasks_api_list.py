@@ -290,3 +290,21 @@ async def test_a_cursor_from_another_sort_is_400(client: Client, database_url: s
     for other in ["-priority", "created_at", "-created_at"]:
         response = await client.get(f"/tasks?limit=2&sort={other}&cursor={cursor}")
         assert field_names(assert_problem(response, 400, ProblemKind.VALIDATION)) == {"cursor"}
+
+
+async def test_timestamps_are_utc_whatever_the_database_time_zone(database_url: str) -> None:
+    name = database_url.rpartition("/")[2]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kolkata'")
+    moment = datetime(2025, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    insert(database_url, [
+        {"title": "in India", "completed": False, "priority": "low", "created_at": moment}
+    ])  # fmt: skip
+    async with in_process(database_url) as client:
+        listed = (await client.get("/tasks")).json()["items"]
+        created = (await client.post("/tasks", json={"title": "now"})).json()
+        fetched = (await client.get(f"/tasks/{listed[0]['id']}")).json()
+    assert [t["created_at"] for t in listed] == ["2025-03-01T06:30:00Z"]
+    assert fetched["updated_at"] == "2025-03-01T06:30:00Z"
+    assert created["created_at"].endswith("Z")
+    assert created["updated_at"].endswith("Z")
