@@ -220,6 +220,8 @@ async def test_created_range_is_exclusive_and_accepts_offsets(
         ("limit=101", "limit"),
         ("limit=-5", "limit"),
         ("limit=abc", "limit"),
+        ("limit=1.0", "limit"),
+        ("limit=1e1", "limit"),
         ("created_after=yesterday", "created_after"),
         ("created_after=2025-03-01", "created_after"),
         ("created_after=2025-03-01T12:00:00", "created_after"),  # no offset

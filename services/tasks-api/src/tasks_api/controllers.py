@@ -98,7 +98,7 @@ class TaskController(Controller):
             created_after=_aware("created_after", created_after),
             created_before=_aware("created_before", created_before),
             sort=sort,
-            limit=limit,
+            limit=_strict_limit(request, limit),
             position=None if cursor_token is None else cursor.decode(cursor_token, sort),
         )
         cache: Cache = request.app.state[CACHE_STATE_KEY]
@@ -287,6 +287,13 @@ def _strict_bool(request: Request[Any, Any, Any], value: bool | None) -> bool | 
     raw = request.query_params.get("completed")
     if raw is not None and raw not in {"true", "false"}:
         raise ValidationFailed("completed", "must be `true` or `false`")
+    return value
+
+
+def _strict_limit(request: Request[Any, Any, Any], value: int) -> int:
+    # Litestar also takes `1.0`, `1e1` or ` 5`; the contract's limit is a plain integer.
+    if not all(raw.isascii() and raw.isdigit() for raw in request.query_params.getall("limit", [])):
+        raise ValidationFailed("limit", "must be an integer from 1 to 100")
     return value
 
 
