@@ -291,7 +291,7 @@ def _strict_bool(request: Request[Any, Any, Any], value: bool | None) -> bool | 
 
 
 def _strict_limit(request: Request[Any, Any, Any], value: int) -> int:
-    # Litestar also takes `1.0`, `1e1` or ` 5`; the contract's limit is a plain integer.
+    # Litestar also takes `1.0`; the contract's limit is a plain integer.
     if not all(raw.isascii() and raw.isdigit() for raw in request.query_params.getall("limit", [])):
         raise ValidationFailed("limit", "must be an integer from 1 to 100")
     return value
