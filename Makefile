@@ -45,7 +45,8 @@ test: lint types
 test-all: test
 	$(PYTEST) -m "container or e2e"
 
-bench: deps
+bench:
+	@BOOTSTRAP_TOOLS=wrk scripts/bootstrap.sh
 	@for b in bench/*.py; do echo "== $$b"; $(UV) run python "$$b" || exit 1; done
 
 include mk/images.mk mk/cluster.mk

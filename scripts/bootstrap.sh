@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# Tools a verb asks for on top (`make bench` needs wrk for its ceiling): BOOTSTRAP_TOOLS="wrk".
+for tool in ${BOOTSTRAP_TOOLS:-}; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "bootstrap: please install ${missing[*]} (e.g. sudo apt-get install -y ${missing[*]})" >&2
@@ -14,8 +16,10 @@ if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]} with apt-get" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a cluster and a server on the standard ports; ours run on free ports of their own.
-  systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+  # Debian starts the servers it just installed on the standard ports; ours use free ports.
+  for service in postgresql redis-server; do
+    [[ " ${missing[*]} " == *" $service "* ]] && { systemctl disable --now "$service" >/dev/null 2>&1 || true; }
+  done
 fi
 
 if ! command -v uv >/dev/null; then
