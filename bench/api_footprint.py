@@ -32,7 +32,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devstack.servers import LOOPBACK, PostgresServer, RedisServer, free_port, wait_until  # noqa: E402
+from devstack.servers import (  # noqa: E402
+    LOOPBACK,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    stop_process,
+    wait_until,
+)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -87,12 +94,7 @@ def api_process(module: str, env: dict[str, str]) -> Iterator[tuple[int, str]]:
         wait_until(lambda: httpx.get(f"{base}/ready", timeout=2).status_code == 200, 60, module)
         yield process.pid, base
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 def drive(

@@ -6,7 +6,6 @@ server side runs as the `postgres` system user on a data directory it owns.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -41,6 +41,18 @@ def wait_until(check: object, timeout: float, what: str) -> None:
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout}s: {last!r}")
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 30) -> None:
+    """SIGTERM, wait up to `grace` seconds for a drain, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def postgres_bindir() -> Path:
@@ -153,13 +165,8 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(10)
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(5)
+            self.process.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
+            stop_process(self.process, grace=10)
         self.process = None
 
     def restart(self) -> None:

@@ -19,7 +19,7 @@ from types import FrameType
 
 import httpx
 
-from devstack.servers import LOOPBACK, PostgresServer, RedisServer, wait_until
+from devstack.servers import LOOPBACK, PostgresServer, RedisServer, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_TASKS = 1000
@@ -98,16 +98,6 @@ def _ready(port: int) -> bool:
     return httpx.get(f"http://{LOOPBACK}:{port}/ready", timeout=1).status_code == 200
 
 
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(25)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -139,7 +129,7 @@ def main() -> int:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 for process in processes:
-                    _stop_process(process)
+                    stop_process(process, grace=25)
     except Stop as stop:
         print(f"up: {stop} received; everything stopped", file=sys.stderr)
         return 0

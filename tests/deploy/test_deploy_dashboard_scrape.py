@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskflow_core.telemetry import REQUEST_LABELS
 
 from devstack.databases import Postgres
-from devstack.servers import LOOPBACK, free_port, wait_until
+from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
 
 SERVICES = {"tasks-api": "tasks_api", "stats-api": "stats_api"}
 TRAFFIC = {
@@ -89,13 +89,7 @@ def scrape(
         yield labels
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process)
 
 
 def labels_used(expr: str, legend: str) -> set[str]:

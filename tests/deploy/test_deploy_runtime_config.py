@@ -23,7 +23,7 @@ import pytest
 from deploy_model import REPO, Obj, PodTemplate, find, name_of, pod_templates, render
 
 from devstack.databases import Postgres
-from devstack.servers import LOOPBACK, free_port, wait_until
+from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
 
 # dev runs them; loadtest's pods get the same environment but RELOAD (checked statically below).
 RUN_OVERLAY = "dev"
@@ -159,9 +159,4 @@ def test_pods_migrate_and_serve_with_their_own_commands_and_environment(
             response = httpx.get(base + route, timeout=10)
             assert response.status_code == 200, response.text
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process)
