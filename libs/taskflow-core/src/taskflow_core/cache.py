@@ -183,6 +183,15 @@ class Cache:
         self._requests[result].inc()
         return value
 
+    async def fetch_current(
+        self, session: AsyncSession, key: str, load: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """`fetch` at the session's current generation, read before `load()` queries the data.
+
+        In that order a cached body is never older than its key, whatever commits in between.
+        """
+        return await self.fetch(key, await current_generation(session), load)
+
     async def ping(self) -> bool:
         """Is Redis answering? For readiness reports; does not feed the breaker."""
         if self._client is None:

@@ -8,7 +8,7 @@ from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskflow_core.cache import Cache, current_generation
+from taskflow_core.cache import Cache
 from taskflow_core.health import CACHE_STATE_KEY
 
 from stats_api.figures import load_stats
@@ -33,7 +33,7 @@ class StatsController(Controller):
     ) -> Response[bytes]:
         """Totals, completion rate and per-priority counts; exact at any table size."""
         cache: Cache = request.app.state[CACHE_STATE_KEY]
-        # The generation first, then the figures: a cached body is never older than its key.
-        generation = await current_generation(db_session)
-        body = await cache.fetch(STATS_CACHE_KEY, generation, lambda: load_stats(db_session))
+        body = await cache.fetch_current(
+            db_session, STATS_CACHE_KEY, lambda: load_stats(db_session)
+        )
         return Response(body, media_type=MediaType.JSON)

@@ -16,7 +16,7 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskflow_core.app import CACHE_STATE_KEY
-from taskflow_core.cache import Cache, current_generation
+from taskflow_core.cache import Cache
 from taskflow_core.problems import (
     NotFound,
     PreconditionFailed,
@@ -102,13 +102,11 @@ class TaskController(Controller):
             position=None if cursor_token is None else cursor.decode(cursor_token, sort),
         )
         cache: Cache = request.app.state[CACHE_STATE_KEY]
-        # Read before the data query, in the same transaction: an entry is never older than its key.
-        generation = await current_generation(db_session)
 
         async def load() -> bytes:
             return await _load_page(db_session, query)
 
-        body = await cache.fetch(_cache_key(query, cursor_token), generation, load)
+        body = await cache.fetch_current(db_session, _cache_key(query, cursor_token), load)
         return Response(body, media_type=MediaType.JSON)
 
     @get(
