@@ -51,12 +51,7 @@ def parse_stages(text: str) -> tuple[Stage, ...]:
         rate_text, sep, duration_text = item.partition(":")
         if not sep:
             raise ConfigError(f"bad stage {item!r} (use RATE:DURATION, e.g. 100:30s)")
-        try:
-            rate = float(rate_text)
-        except ValueError:
-            raise ConfigError(f"bad stage rate {rate_text!r} in {item!r}") from None
-        if not math.isfinite(rate) or rate < 0:
-            raise ConfigError(f"stage rate must be >= 0, got {rate_text!r}")
+        rate = _non_negative(rate_text, f"stage {item!r}: rate")
         duration = parse_duration(duration_text)
         if duration <= 0:
             raise ConfigError(f"stage duration must be > 0 in {item!r}")
@@ -73,13 +68,7 @@ def parse_mix(text: str) -> dict[str, float]:
         name, sep, value = item.partition("=")
         if not sep or name.strip() not in OPERATIONS:
             raise ConfigError(f"bad mix item {item!r} (operations: {', '.join(OPERATIONS)})")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise ConfigError(f"bad mix weight {value!r} for {name.strip()}") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise ConfigError(f"mix weight for {name.strip()} must be >= 0")
-        weights[name.strip()] = weight
+        weights[name.strip()] = _non_negative(value, f"mix weight for {name.strip()}")
     if sum(weights.values()) <= 0:
         raise ConfigError(f"mix {text!r} has no positive weight")
     return weights
