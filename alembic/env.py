@@ -21,16 +21,15 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
-from taskflow_core.migrations import (
+from taskflow_core.engine import create_engine
+from taskflow_core.models import Base
+from taskflow_core.schema_version import (
     MIGRATION_LOCK_KEY,
     SchemaStatus,
     lock_holder_query,
     schema_status_sync,
 )
-from taskflow_core.schema import Base
-from taskflow_core.settings import ConfigError, Settings
+from taskflow_core.settings import DatabaseSettings, load_or_exit
 
 config = context.config
 target_metadata = Base.metadata
@@ -57,10 +56,7 @@ def _database_url() -> str:
     given = config.attributes.get("database_url")
     if given:
         return str(given)
-    try:
-        return Settings.from_env().database_url
-    except ConfigError as exc:
-        raise CommandError(f"configuration error: {exc}") from None
+    return load_or_exit("alembic", DatabaseSettings.from_env).url
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -139,11 +135,12 @@ def _migrate_locked(conn: Connection) -> None:
 
 
 async def _migrate_online(url: str) -> None:
-    engine = create_async_engine(
+    engine = create_engine(
         url,
-        poolclass=NullPool,
-        # No command_timeout: waiting for the lock is bounded by lock_timeout instead.
-        connect_args={"timeout": 10, "server_settings": {"application_name": "alembic"}},
+        application_name="alembic",
+        pool=None,
+        statement_timeout=None,  # the lock wait is bounded by lock_timeout, the DDL by its own
+        connect_timeout=10,
     )
     try:
         try:

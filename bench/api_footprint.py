@@ -234,7 +234,7 @@ def main() -> None:
         database_url = postgres.create_database("taskflow_bench")
         seed_env = {**os.environ, "DATABASE_URL": database_url, "SEED_DEMO_TASKS": "1000"}
         subprocess.run(
-            [sys.executable, "-m", "taskflow_core.migrate"],
+            [sys.executable, "-m", "taskflow_core.migrate_command"],
             env=seed_env, cwd=REPO, check=True, capture_output=True, timeout=300,
         )  # fmt: skip
         # Children so far: the servers' setup and the migrate run (initContainer's footprint).

@@ -87,7 +87,9 @@ def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]
 
 def _migrate(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "SEED_DEMO_TASKS": str(DEMO_TASKS)}
-    subprocess.run([sys.executable, "-m", "taskflow_core.migrate"], env=env, cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "taskflow_core.migrate_command"], env=env, cwd=REPO, check=True
+    )
 
 
 def _start_api(api: Api, env: dict[str, str]) -> subprocess.Popen[bytes]:

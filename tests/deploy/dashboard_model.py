@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from deploy_model import DEPLOY
-from taskflow_core.telemetry import EXPORTED_METRICS
+from taskflow_core.metrics import EXPORTED_METRICS
 
 MONITORING = DEPLOY / "components" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))

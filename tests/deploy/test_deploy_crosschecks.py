@@ -25,9 +25,10 @@ from deploy_model import (
     render,
     selects,
 )
-from taskflow_core.health import READY_DB_TIMEOUT
+from taskflow_core import migrate_command
+from taskflow_core.probes import READY_DB_TIMEOUT
 from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
-from taskflow_core.settings import DATABASE_PARTS, ENV_VARS, ConfigError, Settings
+from taskflow_core.settings import API_ENV_VARS, DATABASE_PARTS, ConfigError, Settings
 
 # Image (Skaffold artifact) -> the app factory its server runs.
 APP_FACTORIES = {
@@ -218,6 +219,9 @@ def test_required_settings_are_provided(overlay: str) -> None:
         assert not env.unresolved, f"{where} reads {env.unresolved}, defined nowhere"
         database = "DATABASE_URL" in env.names or set(DATABASE_PARTS) <= env.names
         assert database, f"{where}: neither DATABASE_URL nor all of {DATABASE_PARTS}"
+
+
+ENV_VARS = API_ENV_VARS | migrate_command.ENV_VARS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

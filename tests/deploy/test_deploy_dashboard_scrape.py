@@ -21,7 +21,7 @@ import yaml
 from dashboard_model import DASHBOARDS, PROMETHEUS_BUILTINS, metric_names
 from deploy_model import DEPLOY, REPO
 from prometheus_client.parser import text_string_to_metric_families
-from taskflow_core.telemetry import REQUEST_LABELS
+from taskflow_core.metrics import REQUEST_LABELS
 
 from devstack.databases import Postgres
 from devstack.servers import LOOPBACK, free_port, stop_process, wait_until

@@ -18,7 +18,7 @@ from dashboard_model import (
     metric_names,
 )
 from deploy_model import find, render
-from taskflow_core.telemetry import EXPORTED_METRICS
+from taskflow_core.metrics import EXPORTED_METRICS
 
 
 def test_there_is_a_dashboard() -> None:

@@ -11,9 +11,11 @@ failure falls through to the database.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import msgspec
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -21,16 +23,17 @@ from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskflow_core.cache_breaker import BreakerState, CircuitBreaker
 from taskflow_core.cache_metrics import CacheResult, cache_breaker_open, cache_requests
-from taskflow_core.settings import Settings
+from taskflow_core.settings import CacheSettings
 
 __all__ = [
     "GENERATION_QUERY",
     "Cache",
     "CacheResult",
+    "body_format",
     "compose_generation",
     "create_client",
     "current_generation",
@@ -62,13 +65,13 @@ GENERATION_QUERY = text(
 )
 
 
-async def current_generation(session: AsyncSession | AsyncConnection) -> int:
+async def current_generation(conn: AsyncConnection) -> int:
     """The cache generation; read it in the caller's transaction before the data query.
 
     An opaque number that changes with every writing transaction and is never shared by two
     databases, nor by one database before and after it was re-created or restored.
     """
-    value, database_oid, started_us = (await session.execute(GENERATION_QUERY)).one()
+    value, database_oid, started_us = (await conn.execute(GENERATION_QUERY)).one()
     return compose_generation(int(value), int(database_oid), int(started_us))
 
 
@@ -80,6 +83,16 @@ def compose_generation(value: int, database_oid: int, started_us: int) -> int:
 
 def cache_key(key: str, generation: int) -> str:
     return f"{KEY_PREFIX}:{generation}:{key}"
+
+
+def body_format(struct: type[msgspec.Struct]) -> str:
+    """A version of a cached body's format, derived from its struct's JSON schema.
+
+    Part of every key of such bodies: a pod whose body has other fields or types than an older
+    pod's (both share Redis during a rollout) never reads what the other cached.
+    """
+    schema = msgspec.json.encode(msgspec.json.schema(struct), order="sorted")
+    return hashlib.sha256(schema).hexdigest()[:12]
 
 
 class SingleFlight(Generic[T]):
@@ -149,7 +162,7 @@ class Cache:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        settings: CacheSettings,
         app_name: str,
         *,
         breaker_threshold: int = BREAKER_THRESHOLD,
@@ -157,11 +170,11 @@ class Cache:
     ) -> Cache:
         """A cache for `settings`; disabled (fetch only loads) without REDIS_URL or CACHE_TTL."""
         client = None
-        if settings.cache_enabled and settings.redis_url is not None:
+        if settings.enabled and settings.redis_url is not None:
             client = create_client(settings.redis_url, app_name)
         return cls(
             client,
-            ttl=settings.cache_ttl,
+            ttl=settings.ttl,
             app_name=app_name,
             breaker_threshold=breaker_threshold,
             breaker_cooldown=breaker_cooldown,
@@ -184,13 +197,13 @@ class Cache:
         return value
 
     async def fetch_current(
-        self, session: AsyncSession, key: str, load: Callable[[], Awaitable[bytes]]
+        self, conn: AsyncConnection, key: str, load: Callable[[], Awaitable[bytes]]
     ) -> bytes:
-        """`fetch` at the session's current generation, read before `load()` queries the data.
+        """`fetch` at the connection's current generation, read before `load()` reads the data.
 
         In that order a cached body is never older than its key, whatever commits in between.
         """
-        return await self.fetch(key, await current_generation(session), load)
+        return await self.fetch(key, await current_generation(conn), load)
 
     async def ping(self) -> bool:
         """Is Redis answering? For readiness reports; does not feed the breaker."""

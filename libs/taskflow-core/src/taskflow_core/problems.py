@@ -13,13 +13,17 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
-from typing import Any
+from typing import ClassVar
 
 import msgspec
 import structlog
-from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 from sqlalchemy import exc as sa_exc
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -75,10 +79,10 @@ class FieldError:
     message: str
 
 
-class Problem(Exception):
-    """A domain error that maps directly to a problem response."""
+class Problem(ProblemDetailsException):
+    """A domain error that maps directly to a problem response of its kind."""
 
-    kind: ProblemKind = ProblemKind.INTERNAL
+    kind: ClassVar[ProblemKind] = ProblemKind.INTERNAL
 
     def __init__(
         self,
@@ -86,11 +90,22 @@ class Problem(Exception):
         *,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
+        title: str | None = None,
+        type_uri: str | None = None,
     ) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        extra = None
+        if errors is not None:
+            extra = {"errors": [{"field": e.field, "message": e.message} for e in errors]}
+        super().__init__(
+            detail=detail,
+            status_code=status or self.kind.status,
+            headers=headers,
+            extra=extra,
+            type_=type_uri or self.kind.type_uri,
+            title=title or self.kind.title,
+        )
         self.errors = errors
-        self.headers = headers or {}
 
 
 class ValidationFailed(Problem):
@@ -102,12 +117,34 @@ class ValidationFailed(Problem):
         )
 
 
+class InvalidRequest(Problem):
+    """A validation failure naming several fields at once."""
+
+    kind = ProblemKind.VALIDATION
+
+
+class BadRequest(Problem):
+    kind = ProblemKind.BAD_REQUEST
+
+
 class NotFound(Problem):
     kind = ProblemKind.NOT_FOUND
 
 
+class MethodNotAllowed(Problem):
+    kind = ProblemKind.METHOD_NOT_ALLOWED
+
+
+class Conflict(Problem):
+    kind = ProblemKind.CONFLICT
+
+
 class PreconditionFailed(Problem):
     kind = ProblemKind.PRECONDITION_FAILED
+
+
+class PayloadTooLarge(Problem):
+    kind = ProblemKind.PAYLOAD_TOO_LARGE
 
 
 class UnsupportedMediaType(Problem):
@@ -117,8 +154,28 @@ class UnsupportedMediaType(Problem):
 class ServiceUnavailable(Problem):
     kind = ProblemKind.SERVICE_UNAVAILABLE
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(
+            detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
+        )
+
+
+class InternalError(Problem):
+    kind = ProblemKind.INTERNAL
+
+
+_PROBLEM_BY_KIND: dict[ProblemKind, type[Problem]] = {
+    ProblemKind.VALIDATION: InvalidRequest,
+    ProblemKind.BAD_REQUEST: BadRequest,
+    ProblemKind.NOT_FOUND: NotFound,
+    ProblemKind.METHOD_NOT_ALLOWED: MethodNotAllowed,
+    ProblemKind.CONFLICT: Conflict,
+    ProblemKind.PRECONDITION_FAILED: PreconditionFailed,
+    ProblemKind.PAYLOAD_TOO_LARGE: PayloadTooLarge,
+    ProblemKind.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaType,
+    ProblemKind.SERVICE_UNAVAILABLE: ServiceUnavailable,
+    ProblemKind.INTERNAL: InternalError,
+}
 
 
 class FieldErrorDoc(msgspec.Struct):
@@ -148,71 +205,45 @@ def problem_specs(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def problem_response(
-    kind: ProblemKind,
-    detail: str,
-    *,
-    errors: list[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-    status: int | None = None,
-    title: str | None = None,
-    type_uri: str | None = None,
-) -> Response[bytes]:
-    status = status or kind.status
-    body: dict[str, Any] = {
-        "type": type_uri or kind.type_uri,
-        "title": title or kind.title,
-        "status": status,
-        "detail": detail,
-    }
-    if errors is not None:
-        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
-    return Response(
-        msgspec.json.encode(body),
-        status_code=status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    """Litestar's RFC 9457 plugin with this project's one mapper from exceptions to problems.
+
+    Our `Problem`s are its `ProblemDetailsException`s; framework HTTP errors, validation errors
+    and anything unexpected are converted below (most specific exception class wins).
+    """
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                HTTPException: _http_problem,
+                ValidationException: _validation_problem,
+                Exception: _unexpected_problem,
+            }
+        )
     )
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """The single exception handler of every TaskFlow app: domain, framework and database errors."""
-    if isinstance(exc, Problem):
-        return problem_response(exc.kind, exc.detail, errors=exc.errors, headers=exc.headers)
-    if isinstance(exc, ValidationException):
-        return _validation_problem(exc)
-    if isinstance(exc, HTTPException):
-        return _http_problem(exc)
+def _unexpected_problem(exc: Exception) -> Problem:
     if _is_database_unavailable(exc):
-        log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
-        return problem_response(
-            ProblemKind.SERVICE_UNAVAILABLE,
-            "The database is busy or unreachable; retry shortly.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
-    return problem_response(ProblemKind.INTERNAL, "An unexpected error occurred.")
+        log.warning("database unavailable", error=type(exc).__name__)
+        return ServiceUnavailable("The database is busy or unreachable; retry shortly.")
+    log.error("unhandled error", exc_info=exc)
+    return InternalError("An unexpected error occurred.")
 
 
-def _http_problem(exc: HTTPException) -> Response[bytes]:
+def _http_problem(exc: HTTPException) -> Problem:
     status = exc.status_code
     headers = dict(exc.headers or {})
     kind = _KIND_BY_STATUS.get(status)
     if kind is None:
         phrase = _phrase(status)
-        return problem_response(
-            ProblemKind.INTERNAL,
-            phrase,
-            status=status,
-            title=phrase,
-            type_uri="about:blank",
-            headers=headers,
+        return InternalError(
+            phrase, status=status, title=phrase, type_uri="about:blank", headers=headers
         )
     if status >= 500:
         # Framework 5xx details may name internals; keep them in the log only.
         log.error("server error", status=status, error=str(exc.detail))
-        return problem_response(kind, _generic_detail(kind), headers=headers)
-    return problem_response(kind, _client_detail(kind, exc), headers=headers)
+        return _PROBLEM_BY_KIND[kind](_generic_detail(kind), headers=headers)
+    return _PROBLEM_BY_KIND[kind](_client_detail(kind, exc), headers=headers)
 
 
 def _client_detail(kind: ProblemKind, exc: HTTPException) -> str:
@@ -265,7 +296,7 @@ def field_errors_from_messages(items: list[tuple[str, str]]) -> list[FieldError]
     return errors
 
 
-def _validation_problem(exc: ValidationException) -> Response[bytes]:
+def _validation_problem(exc: ValidationException) -> Problem:
     extra = exc.extra if isinstance(exc.extra, list) else []
     items = [
         (str(item.get("key", "")), str(item.get("message", "invalid value")))
@@ -274,7 +305,7 @@ def _validation_problem(exc: ValidationException) -> Response[bytes]:
     ]
     errors = field_errors_from_messages(items) or [FieldError("request", "invalid request")]
     names = ", ".join(dict.fromkeys(e.field for e in errors))
-    return problem_response(ProblemKind.VALIDATION, f"Invalid value for: {names}.", errors=errors)
+    return InvalidRequest(f"Invalid value for: {names}.", errors=errors)
 
 
 def _is_database_unavailable(exc: Exception) -> bool:
@@ -310,6 +341,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_TYPES",
     "FieldError",
+    "InvalidRequest",
     "NotFound",
     "PreconditionFailed",
     "Problem",
@@ -319,7 +351,6 @@ __all__ = [
     "UnsupportedMediaType",
     "ValidationFailed",
     "field_errors_from_messages",
-    "handle_exception",
-    "problem_response",
+    "problem_details_plugin",
     "problem_specs",
 ]

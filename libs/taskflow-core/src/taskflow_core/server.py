@@ -1,41 +1,36 @@
-"""Run a TaskFlow service: one uvicorn process on HOST/PORT with the service's app factory."""
+"""Run a TaskFlow API: one uvicorn process on HOST/PORT serving the service's app factory."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 import uvicorn
 
-from taskflow_core.settings import ConfigError, Settings
-from taskflow_core.telemetry import configure_logging
+from taskflow_core.logs import configure_logging
+from taskflow_core.settings import Settings, load_or_exit
 
 GRACEFUL_SHUTDOWN_SECONDS = 20
-EXIT_CONFIG = 2
 
 
-def load_settings() -> Settings:
+def load_settings(program: str) -> Settings:
     """Settings from the environment; a bad value prints one line naming it and exits 2."""
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+    return load_or_exit(program, Settings.read)
 
 
-def run(app_path: str, settings: Settings | None = None) -> None:
+def run(service: str, app_path: str) -> None:
     """Serve `module:factory` (`tasks_api.app:create_app`) until SIGTERM, then drain 20 s."""
-    settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    settings = load_settings(service)
+    configure_logging(settings.logging.level)
+    server = settings.server
     uvicorn.run(
         app_path,
         factory=True,
-        host=settings.host,
-        port=settings.port,
+        host=server.host,
+        port=server.port,
         workers=1,
-        reload=settings.reload,
-        reload_dirs=source_dirs(app_path) if settings.reload else None,
+        reload=server.reload,
+        reload_dirs=source_dirs(app_path) if server.reload else None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_config=None,  # keep the JSON logging configured above
         proxy_headers=True,

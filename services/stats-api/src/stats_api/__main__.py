@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from taskflow_core.server import run
 
+from stats_api.app import SERVICE
+
 APP_FACTORY = "stats_api.app:create_app"
 
 
 def main() -> None:
-    run(APP_FACTORY)
+    run(SERVICE, APP_FACTORY)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from taskflow_core.server import run
 
+from tasks_api.app import SERVICE
+
 APP_FACTORY = "tasks_api.app:create_app"
 
 
 def main() -> None:
-    run(APP_FACTORY)
+    run(SERVICE, APP_FACTORY)
 
 
 if __name__ == "__main__":

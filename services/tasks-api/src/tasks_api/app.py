@@ -1,9 +1,15 @@
-"""The tasks-api app factory (`tasks_api.app:create_app`); building it connects to nothing."""
+"""The tasks-api app factory (`tasks_api.app:create_app`); building it connects to nothing.
+
+controllers.py  HTTP: parameters, status codes, headers (TaskController, /tasks)
+service.py      TaskService: SQL calls, keyset pages, cache keys, ETag/version rules
+queries.py      the SQL statements (the index tests EXPLAIN the list query)
+cursor.py, etag.py, params.py, body.py, schemas.py: formats and request/response bodies
+"""
 
 from __future__ import annotations
 
 from litestar import Litestar
-from taskflow_core.app import TaskflowCore
+from taskflow_core.plugin import TaskflowPlugin
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
@@ -15,5 +21,5 @@ SERVICE = "tasks-api"
 def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[TaskController],
-        plugins=[TaskflowCore(service=SERVICE, settings=settings or load_settings())],
+        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
     )

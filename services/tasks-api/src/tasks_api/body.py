@@ -9,20 +9,15 @@ import msgspec
 from litestar import Request
 from taskflow_core.problems import (
     FieldError,
-    Problem,
-    ProblemKind,
+    InvalidRequest,
     UnsupportedMediaType,
     field_errors_from_messages,
 )
-from taskflow_core.telemetry import name_span_after_route
+from taskflow_core.tracing import name_span_after_route
 
 from tasks_api.schemas import READ_ONLY_FIELDS
 
 BeforeRequest = Callable[[Request[Any, Any, Any]], Awaitable[None]]
-
-
-class InvalidBody(Problem):
-    kind = ProblemKind.VALIDATION
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -48,7 +43,9 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
             raise UnsupportedMediaType("The request body is not valid JSON.") from None
         except RecursionError:
             too_deep = FieldError("body", "nested too deeply")
-            raise InvalidBody("The request body is nested too deeply.", errors=[too_deep]) from None
+            raise InvalidRequest(
+                "The request body is nested too deeply.", errors=[too_deep]
+            ) from None
         if isinstance(document, dict):
             _reject_unknown(document, fields)
             _reject_nul(document)
@@ -57,7 +54,7 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
         except msgspec.ValidationError as exc:
             errors = [_read_only(error) for error in field_errors_from_messages([("", str(exc))])]
             names = ", ".join(error.field for error in errors)
-            raise InvalidBody(f"Invalid value for: {names}.", errors=errors) from None
+            raise InvalidRequest(f"Invalid value for: {names}.", errors=errors) from None
 
     return check
 
@@ -71,7 +68,7 @@ def _reject_unknown(document: dict[str, Any], fields: frozenset[str]) -> None:
     ]
     if errors:
         names = ", ".join(error.field for error in errors)
-        raise InvalidBody(f"Fields not accepted: {names}.", errors=errors)
+        raise InvalidRequest(f"Fields not accepted: {names}.", errors=errors)
 
 
 def _reject_nul(document: dict[str, Any]) -> None:
@@ -83,7 +80,7 @@ def _reject_nul(document: dict[str, Any]) -> None:
     ]
     if errors:
         names = ", ".join(error.field for error in errors)
-        raise InvalidBody(f"Invalid value for: {names}.", errors=errors)
+        raise InvalidRequest(f"Invalid value for: {names}.", errors=errors)
 
 
 def _read_only(error: FieldError) -> FieldError:

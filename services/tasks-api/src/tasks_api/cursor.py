@@ -11,9 +11,10 @@ import binascii
 from datetime import UTC, datetime
 
 import msgspec
+from taskflow_core.models import Priority
 from taskflow_core.problems import ValidationFailed
-from taskflow_core.schema import Priority
-from taskflow_core.task_queries import Position, Sort
+
+from tasks_api.queries import Position, Sort
 
 MAX_CURSOR_CHARS = 512
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints

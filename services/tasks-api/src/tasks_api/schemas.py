@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from taskflow_core.schema import DESCRIPTION_MAX, TITLE_MAX, Priority
+from taskflow_core.models import DESCRIPTION_MAX, TITLE_MAX, Priority
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX)]

@@ -1,0 +1,88 @@
+"""Database settings: where PostgreSQL is (DATABASE_URL or its parts) and the request pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from taskflow_core.settings.env import ConfigError, Env
+
+DATABASE_PARTS = (
+    "DATABASE_HOST",
+    "DATABASE_PORT",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+)
+POOL_VARS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT")
+ENV_VARS = frozenset({"DATABASE_URL", *DATABASE_PARTS})
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """The database every process needs; `url` always names the asyncpg driver."""
+
+    url: str
+
+    @classmethod
+    def from_env(cls, env: Env) -> DatabaseSettings:
+        return cls(url=_database_url(env))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """The request-path connection pool of an API process."""
+
+    size: int = 5
+    max_overflow: int = 0
+    timeout: float = 2.0  # seconds to wait for a pooled connection before answering 503
+
+    @classmethod
+    def from_env(cls, env: Env) -> PoolSettings:
+        return cls(
+            size=env.integer("DB_POOL_SIZE", 5, minimum=1),
+            max_overflow=env.integer("DB_MAX_OVERFLOW", 0, minimum=0),
+            timeout=env.seconds("DB_POOL_TIMEOUT", 2.0, minimum=0.1),
+        )
+
+
+def _database_url(env: Env) -> str:
+    url = env.raw("DATABASE_URL")
+    if url is not None:
+        return _async_postgres_url("DATABASE_URL", url)
+    missing = [name for name in DATABASE_PARTS if env.raw(name) is None]
+    if missing:
+        raise ConfigError(
+            "DATABASE_URL is not set, nor all of "
+            + ", ".join(DATABASE_PARTS)
+            + f" (missing: {', '.join(missing)})"
+        )
+    port = env.integer("DATABASE_PORT", 5432, minimum=1, maximum=65535)
+    built = URL.create(
+        "postgresql+asyncpg",
+        username=env.raw("DATABASE_USER"),
+        password=env.raw("DATABASE_PASSWORD"),
+        host=env.raw("DATABASE_HOST"),
+        port=port,
+        database=env.raw("DATABASE_NAME"),
+    )
+    return built.render_as_string(hide_password=False)
+
+
+def _async_postgres_url(name: str, value: str) -> str:
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"{name} is not a database URL: {_redact(value)!r}") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(f"{name} must be a postgresql:// URL, got {url.drivername!r}")
+    if not url.database:
+        raise ConfigError(f"{name} must name a database")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def _redact(value: str) -> str:
+    # Never echo a password into logs.
+    return value.split("@")[-1] if "@" in value else value
