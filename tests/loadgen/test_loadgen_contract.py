@@ -1,4 +1,4 @@
-"""The fixed interface of issue 4 against the code and services/loadgen/README.md: every flag also
+"""loadgen's fixed interface against the code and services/loadgen/README.md: every flag also
 from its LOADGEN_* variable, the four profiles, the report's fields and the README's sections."""
 
 from __future__ import annotations
