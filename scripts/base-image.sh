@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the offline stand-in for python:3.12-slim-bookworm (CONTAINERS.md): a debootstrap
+# Builds the offline stand-in for python:3.12-slim-bookworm (docs/architecture.md): a debootstrap
 # minbase with python3, venv, CA certificates and tar, imported as one image. Cached: when
 # the image exists already, nothing happens. Needs a Docker daemon that answers (docker-engine.sh).
 set -euo pipefail

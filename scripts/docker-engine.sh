@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one owner of the Docker engine for builds and container tests (see CONTAINERS.md).
+# The one owner of the Docker engine for builds and container tests (docs/architecture.md).
 #
 #   scripts/docker-engine.sh start       reuse a daemon that answers, else start one; prints "reused" or "started"
 #   scripts/docker-engine.sh stop        stop the daemon only if this script started it

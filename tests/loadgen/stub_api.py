@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -100,7 +101,10 @@ class Finished:
 
 
 async def run_loadgen(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
 ) -> Finished:
     """`python -m loadgen ...` as a real process, with no LOADGEN_* variable inherited."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOADGEN_")}
@@ -111,6 +115,7 @@ async def run_loadgen(
         "loadgen",
         *args,
         env={**clean, **(env or {})},
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev set
 import pytest
 from aiohttp import web
 from loadgen.cli import main
+from loadgen.config import DEFAULT_MERGED, DEFAULT_REPORT
 
 from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
 
@@ -205,3 +208,48 @@ async def test_merge_combines_runs_and_re_judges(api_url: str, tmp_path: Path) -
     done = await run_loadgen("merge", str(tmp_path / "missing.json"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_default_outputs_are_git_ignored_in_this_repository() -> None:
+    for path in (DEFAULT_REPORT, DEFAULT_MERGED):
+        assert path.startswith(".run/"), path
+        assert _git(REPO, "check-ignore", path).strip() == path
+
+
+async def test_local_runs_leave_the_working_tree_clean(api_url: str, tmp_path: Path) -> None:
+    """From a checkout's root with no --report: outputs land in .run/loadgen/, git sees nothing."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO / ".gitignore", checkout / ".gitignore")
+    _git(checkout, "init", "-q")
+    _git(checkout, "add", ".gitignore")
+    _git(checkout, "commit", "-q", "-m", "ignore rules")
+
+    done = await run_loadgen(
+        "run", *_targets(api_url), "--stages=20:1s", "--p99-ms=2000", cwd=checkout
+    )
+    assert done.returncode == 0, done.stderr
+    report = checkout / DEFAULT_REPORT
+    assert f"report: {DEFAULT_REPORT}" in done.stdout
+    jsonschema.validate(json.loads(report.read_text()), SCHEMA)
+
+    done = await run_loadgen("merge", DEFAULT_REPORT, cwd=checkout)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((checkout / DEFAULT_MERGED).read_text())["sources"] == 1
+
+    assert sorted(p.name for p in checkout.iterdir()) == [".git", ".gitignore", ".run"]
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == ""

@@ -1,4 +1,4 @@
-"""The fixed interface of issue 4 against the code and services/loadgen/README.md: every flag also
+"""loadgen's fixed interface against the code and services/loadgen/README.md: every flag also
 from its LOADGEN_* variable, the four profiles, the report's fields and the README's sections."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from loadgen.cli import MERGE_OPTIONS, RUN_OPTIONS, build_parser, env_name, resolve
-from loadgen.config import PROFILES, parse_stages
+from loadgen.config import DEFAULT_MERGED, DEFAULT_REPORT, PROFILES, parse_stages
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "services" / "loadgen" / "README.md"
@@ -79,10 +79,27 @@ def test_every_flag_is_documented_with_its_default() -> None:
     text = README.read_text()
     for flag, *_ in RUN_OPTIONS + MERGE_OPTIONS:
         if flag == "--output":
-            assert "-o merged.json" in text
+            assert "[-o FILE]" in text
+            assert "`LOADGEN_OUTPUT`" in text
             continue
         assert f"`{flag}`" in text or f"[{flag} " in text, f"README does not document {flag}"
     assert "LOADGEN_" in text
+
+
+def test_the_default_output_paths_are_documented() -> None:
+    text = README.read_text()
+    defaults = {
+        "--report": DEFAULT_REPORT,
+        "--output": DEFAULT_MERGED,
+    }
+    for options in (RUN_OPTIONS, MERGE_OPTIONS):
+        for flag, _type, default, _help in options:
+            if flag in defaults:
+                assert default == defaults[flag], flag
+    section = text[text.index("### Where the outputs go") : text.index("## The report")]
+    for path in (DEFAULT_REPORT, DEFAULT_MERGED):
+        assert f"`{path}`" in section, path
+    assert "`.gitignore`" in section
 
 
 def test_exit_codes_are_documented() -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen.config import (
+    DEFAULT_MERGED,
     DEFAULT_MIX,
+    DEFAULT_REPORT,
     PROFILES,
     ConfigError,
     RunConfig,
@@ -75,7 +77,7 @@ RUN_OPTIONS: list[Option] = [
     ("--seed", int, None, "seed of the mix's random choice"),
     ("--max-own-tasks", int, 1000, "most tasks this generator keeps; writes touch only these"),
     ("--cleanup", _bool, True, "delete the generator's remaining tasks at the end"),
-    ("--report", str, "loadgen-report.json", "JSON report path ('' for none)"),
+    ("--report", str, DEFAULT_REPORT, "JSON report path, folders created ('' for none)"),
     ("--print-json", _bool, False, f"also print the report as one '{LOG_PREFIX.strip()}' line"),
     ("--metrics-port", int, 9100, "/metrics port for Prometheus (0 disables)"),
     ("--progress-interval", _seconds, 5.0, "seconds between progress lines (0: none)"),
@@ -86,7 +88,7 @@ RUN_OPTIONS: list[Option] = [
 ]
 
 MERGE_OPTIONS: list[Option] = [
-    ("--output", str, "loadgen-merged.json", "merged report path"),
+    ("--output", str, DEFAULT_MERGED, "merged report path, folders created"),
     ("--p99-ms", str, None, "re-evaluate with this p99 limit (default: the reports')"),
     ("--max-error-rate", str, None, "re-evaluate with this error-rate limit"),
     ("--max-miss-rate", float, None, "re-evaluate with this schedule-miss limit"),

@@ -32,6 +32,12 @@ PROFILES: dict[str, str] = {
 
 DEFAULT_MIX = "list=22,high=22,pending=22,stats=22,create=4,complete=4,delete=4"
 
+# Local runs write under .run/ of the current directory (the repository root): git ignores it,
+# so a run never leaves the working tree dirty. The in-cluster Job sets LOADGEN_REPORT itself.
+RUN_DIR = ".run/loadgen"
+DEFAULT_REPORT = f"{RUN_DIR}/report.json"
+DEFAULT_MERGED = f"{RUN_DIR}/merged.json"
+
 _DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -162,7 +168,7 @@ class RunConfig:
     seed: int | None = None
     max_own_tasks: int = 1000
     cleanup: bool = True
-    report: str | None = "loadgen-report.json"
+    report: str | None = DEFAULT_REPORT
     print_json: bool = False
     metrics_port: int = 9100
     progress_interval: float = 5.0
