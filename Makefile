@@ -6,7 +6,7 @@ UV = $(shell command -v uv >/dev/null && echo uv || echo python3 -m uv)
 PYTEST = $(UV) run pytest
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps up fmt lint types unit integration test test-all bench
+.PHONY: help deps up fmt lint types test test-all bench
 
 help:
 	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000) and stats-api (:8001) locally"
@@ -30,14 +30,9 @@ lint: deps
 	$(UV) run ruff format --check .
 	$(UV) run ruff check .
 
+# Every Python file we own, tests and benchmarks included, as strictly as the services.
 types: deps
-	$(UV) run mypy libs services devstack
-
-unit: deps
-	$(PYTEST) tests/unit
-
-integration: deps
-	$(PYTEST) -m "not container and not e2e" --ignore=tests/unit
+	$(UV) run mypy libs services devstack alembic tests bench
 
 test: lint types
 	$(PYTEST) -m "not container and not e2e"

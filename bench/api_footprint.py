@@ -42,7 +42,6 @@ from devstack.servers import (  # noqa: E402
 )
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 SERVICES = {
     "tasks-api": ("tasks_api", ["/tasks", "/tasks?priority=high", "/tasks?completed=false"]),
     "stats-api": ("stats_api", ["/stats"]),

@@ -70,7 +70,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI", "").lower() != "true":
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if reporter is None:
+        return
+    skipped = reporter.stats.get("skipped", [])
     if skipped:
         reporter.write_line(f"CI=true: {len(skipped)} skipped test(s) count as failures", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -21,8 +21,8 @@ import redis
 from stats_api.service import STATS_CACHE_KEY
 from taskflow_core.cache import GENERATION_QUERY, compose_generation
 
+from devstack.databases import Postgres
 from devstack.servers import RedisServer
-from tests.conftest import Postgres
 from tests.support.api_process import ApiProcess, running_both
 from tests.support.task_rows import counted_stats, execute, insert
 

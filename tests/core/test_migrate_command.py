@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from taskflow_core.schema_version import MIGRATION_LOCK_KEY, head_revision
+from taskflow_core.schema_version import head_revision
 
 from devstack.servers import free_port
 
@@ -137,13 +136,6 @@ def test_at_head_it_only_seeds(database_url: str, tmp_path: Path) -> None:
     assert "Running upgrade" not in result.stdout
     assert events(result.stdout)[-2:] == ["schema at head", "demo tasks seeded"]
     assert scalar(database_url, "SELECT count(*) FROM tasks") == 25
-
-
-@pytest.fixture
-def held_migration_lock(database_url: str) -> Iterator[None]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        yield
 
 
 @pytest.mark.usefixtures("held_migration_lock")

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -160,13 +159,6 @@ def test_autogenerate_finds_no_difference_between_models_and_migrations(
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def held_migration_lock(database_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        yield conn
 
 
 def test_upgrade_gives_up_on_a_held_lock_with_a_clear_message(

@@ -9,14 +9,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import MakeUp  # tests/e2e/conftest.py: fixtures `make_up`, `shared_make_up`
-
+from tests.support.make_up import MakeUp
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

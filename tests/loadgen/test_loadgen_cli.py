@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev set
+import jsonschema
 import pytest
 from aiohttp import web
 from loadgen.cli import main

@@ -20,8 +20,8 @@ from stats_api.queries import STATS_QUERY
 from stats_api.service import STATS_CACHE_KEY, load_stats
 from taskflow_core.cache import Cache, create_client, current_generation
 
+from devstack.databases import Postgres
 from devstack.servers import free_port
-from tests.conftest import Postgres
 from tests.support.api_process import ApiProcess, running
 from tests.support.engines import unpooled_engine
 from tests.support.task_rows import counted_stats, execute, insert

@@ -18,7 +18,7 @@ from stats_api.queries import STATS_QUERY
 from taskflow_core.models import Priority
 from tasks_api.queries import ListQuery, Position, list_statement
 
-from tests.conftest import Postgres
+from devstack.databases import Postgres
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # pg_advisory_lock key of every schema migration: the bytes of "taskflow" as a positive bigint.
 MIGRATION_LOCK_KEY = int.from_bytes(b"taskflow", "big")
 
-VERSION_TABLE = "alembic_version"
-
 _CURRENT_REVISIONS = text("SELECT version_num FROM alembic_version")
 _VERSION_TABLE_EXISTS = text("SELECT to_regclass('alembic_version') IS NOT NULL")
 
