@@ -250,12 +250,25 @@ def test_dev_sets_reload_only_on_the_servers() -> None:
             assert "RELOAD" not in {e["name"] for e in init.get("env", [])}
 
 
-def test_seed_demo_tasks_only_outside_prod() -> None:
-    for overlay, expected in (("dev", "1000"), ("prod", "0")):
-        for template in api_templates(render(overlay)):
-            (init,) = template.spec["initContainers"]
-            seed = {e["name"]: e.get("value") for e in init["env"]}["SEED_DEMO_TASKS"]
-            assert seed == expected, f"{overlay} {template.name}"
+@pytest.mark.parametrize("overlay", ["dev", "loadtest"])
+def test_demo_data_is_seeded_by_the_migrate_initcontainer(overlay: str) -> None:
+    docs = rendered(overlay)
+    for template in api_templates(docs):
+        (init,) = template.spec["initContainers"]
+        assert init["name"] == "migrate"
+        assert provided_env(init, docs, overlay).values.get("SEED_DEMO_TASKS") == "1000"
+        for app in template.spec["containers"]:
+            assert "SEED_DEMO_TASKS" not in provided_env(app, docs, overlay).names, template.name
+
+
+def test_prod_seeds_no_demo_data() -> None:
+    docs = render("prod")
+    for template in pod_templates(docs):
+        for container in template.containers():
+            names = provided_env(container, docs, "prod").names
+            assert "SEED_DEMO_TASKS" not in names, f"{template.name}/{container['name']}"
+    # Unset, the setting's default applies: no demo tasks.
+    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"}).seed_demo_tasks == 0
 
 
 def test_configmaps_hold_no_secrets() -> None:
