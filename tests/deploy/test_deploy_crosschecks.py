@@ -271,6 +271,16 @@ def test_prod_seeds_no_demo_data() -> None:
     assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"}).seed_demo_tasks == 0
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_env_entry_sets_a_value(overlay: str) -> None:
+    # A patch entry that names a variable only to keep the env order must merge into a real one.
+    for template in pod_templates(rendered(overlay)):
+        for container in template.containers():
+            for var in container.get("env", []):
+                where = f"{overlay} {template.name}/{container['name']} {var['name']}"
+                assert "value" in var or "valueFrom" in var, where
+
+
 def test_configmaps_hold_no_secrets() -> None:
     for overlay in OVERLAYS:
         if overlay_missing_reason(overlay):

@@ -6,6 +6,7 @@ import copy
 
 import kubernetes_validate
 import pytest
+import yaml
 from deploy_model import (
     CLUSTER_SCOPED,
     DEPLOY,
@@ -121,3 +122,33 @@ def test_loadtest_overlay_lists_the_loadgen_component() -> None:
     kustomization = load_yaml_documents(DEPLOY / "overlays" / "loadtest" / "kustomization.yaml")[0]
     assert "../../components/loadgen" in kustomization["components"]
     assert "../../components/network-policies" in kustomization["components"]
+
+
+def kustomize_patches() -> list[tuple[str, object]]:
+    """(where, parsed patch) of every `patches` entry of every kustomization under deploy/."""
+    found: list[tuple[str, object]] = []
+    for kustomization in sorted(DEPLOY.rglob("kustomization.yaml")):
+        (config,) = load_yaml_documents(kustomization)
+        for entry in config.get("patches", []):
+            if "path" in entry:
+                patch_file = kustomization.parent / entry["path"]
+                where = str(patch_file.relative_to(DEPLOY))
+                found += [(where, doc) for doc in load_yaml_documents(patch_file)]
+            else:
+                found.append(
+                    (str(kustomization.relative_to(DEPLOY)), yaml.safe_load(entry["patch"]))
+                )
+    return found
+
+
+def test_no_json_patch_addresses_a_list_item_by_index() -> None:
+    # Strategic-merge patches name their containers and env entries; an index breaks silently
+    # when the base reorders its lists.
+    patches = kustomize_patches()
+    assert patches
+    for where, patch in patches:
+        if not isinstance(patch, list):
+            continue
+        for op in patch:
+            segments = str(op["path"]).split("/")
+            assert not any(s.isdigit() for s in segments), f"{where}: {op['path']}"
