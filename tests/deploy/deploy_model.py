@@ -61,6 +61,11 @@ def render(overlay: str) -> tuple[Obj, ...]:
     return _render(str(DEPLOY / "overlays" / overlay))
 
 
+def render_dir(path: Path) -> tuple[Obj, ...]:
+    """Every object of any kustomization directory (a scratch copy of deploy/, say)."""
+    return _render(str(path))
+
+
 def load_yaml_documents(path: Path) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -23,6 +25,7 @@ from deploy_model import (
     pod_template_of,
     pod_templates,
     render,
+    render_dir,
 )
 
 COMMON_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")
@@ -152,3 +155,27 @@ def test_no_json_patch_addresses_a_list_item_by_index() -> None:
         for op in patch:
             segments = str(op["path"]).split("/")
             assert not any(s.isdigit() for s in segments), f"{where}: {op['path']}"
+
+
+def kustomizations_with_labels() -> list[Path]:
+    return [
+        k
+        for k in sorted(DEPLOY.rglob("kustomization.yaml"))
+        if "labels" in yaml.safe_load(k.read_text())
+    ]
+
+
+@pytest.mark.parametrize(
+    "kustomization", kustomizations_with_labels(), ids=lambda k: str(k.parent.relative_to(DEPLOY))
+)
+def test_every_labels_block_changes_the_render(kustomization: Path, tmp_path: Path) -> None:
+    # A later labels block (a component's reaches everything rendered before it) can make an
+    # earlier one a no-op; such a block only says the same thing twice.
+    scratch = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, scratch)
+    edited = scratch / kustomization.relative_to(DEPLOY)
+    config = yaml.safe_load(edited.read_text())
+    del config["labels"]
+    edited.write_text(yaml.safe_dump(config))
+    changed = [o for o in OVERLAYS if render_dir(scratch / "overlays" / o) != render(o)]
+    assert changed, f"{kustomization.relative_to(DEPLOY)}: its labels block changes no overlay"
