@@ -15,6 +15,7 @@ from deploy_model import (
     REPO,
     SKAFFOLD_SCHEMA,
     Obj,
+    apply_json_patch,
     exact_third_party_image,
     find,
     glob_to_regex,
@@ -24,6 +25,7 @@ from deploy_model import (
     render,
     skaffold_artifacts,
     skaffold_config,
+    skaffold_pipeline,
     skaffold_profile_for,
 )
 from jsonschema.exceptions import best_match
@@ -153,13 +155,45 @@ def test_dev_pipeline_renders_the_dev_overlay() -> None:
     assert skaffold_profile_for("loadtest") == "loadtest"
 
 
-def test_loadtest_profile_adds_loadgen_without_sync() -> None:
-    artifacts = skaffold_artifacts("loadtest")
-    assert {a["image"] for a in artifacts} == {"tasks-api", "stats-api", "loadgen"}
-    loadgen = next(a for a in artifacts if a["image"] == "loadgen")
+def test_loadtest_profile_adds_only_the_loadgen_artifact() -> None:
+    default = skaffold_pipeline(None)["build"]
+    build = skaffold_pipeline("loadtest")["build"]
+    assert build["artifacts"][: len(default["artifacts"])] == default["artifacts"]
+    (loadgen,) = build["artifacts"][len(default["artifacts"]) :]
+    assert loadgen["image"] == "loadgen"
     assert loadgen["context"] == "."
     assert loadgen["docker"]["dockerfile"] == "services/loadgen/Dockerfile"
-    assert all("sync" not in a for a in artifacts)
+    # `skaffold run` never syncs; the generator is a Job, so nothing would reload it anyway.
+    assert "sync" not in loadgen
+    assert {k: v for k, v in build.items() if k != "artifacts"} == {
+        k: v for k, v in default.items() if k != "artifacts"
+    }
+
+
+def test_profiles_never_redeclare_artifacts() -> None:
+    # A profile adds artifacts with patches; a `build.artifacts` list would replace them all.
+    default = {a["image"] for a in skaffold_artifacts(None)}
+    for profile in skaffold_config()["profiles"]:
+        assert "artifacts" not in profile.get("build", {}), profile["name"]
+        for operation in profile.get("patches", []):
+            if operation["path"].startswith("/build/artifacts"):
+                assert operation["op"] == "add", profile["name"]
+                assert operation["value"]["image"] not in default, profile["name"]
+
+
+def test_json_patch_model() -> None:
+    doc: Obj = {"build": {"artifacts": [{"image": "a"}], "local": {"useBuildkit": True}}}
+    added = apply_json_patch(
+        doc, {"op": "add", "path": "/build/artifacts/-", "value": {"image": "b"}}
+    )
+    assert [a["image"] for a in added["build"]["artifacts"]] == ["a", "b"]
+    pushed = apply_json_patch(doc, {"op": "add", "path": "/build/local/push", "value": True})
+    assert pushed["build"]["local"] == {"useBuildkit": True, "push": True}
+    assert doc["build"]["local"] == {"useBuildkit": True}, "the input is left alone"
+    with pytest.raises(AssertionError):
+        apply_json_patch(doc, {"op": "replace", "path": "/build/tagPolicy", "value": {}})
+    with pytest.raises(AssertionError):
+        apply_json_patch(doc, {"op": "test", "path": "/build/artifacts/0/image", "value": "b"})
 
 
 def test_loadtest_overlay_runs_no_reloader() -> None:
@@ -171,9 +205,12 @@ def test_loadtest_overlay_runs_no_reloader() -> None:
             assert "RELOAD" not in names, template.name
 
 
-def test_prod_profile_pushes() -> None:
-    prod = next(p for p in skaffold_config()["profiles"] if p["name"] == "prod")
-    assert prod["build"]["local"]["push"] is True
+def test_prod_profile_pushes_digest_tagged_images() -> None:
+    default = skaffold_pipeline(None)["build"]
+    build = skaffold_pipeline("prod")["build"]
+    assert build["local"] == {**default["local"], "push": True}
+    assert build["tagPolicy"] == {"inputDigest": {}}
+    assert build["artifacts"] == default["artifacts"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
