@@ -16,8 +16,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-SHARED = REPO.parent / "shared"
-SKAFFOLD_SCHEMA = SHARED / "schemas" / "skaffold" / "v4beta14.json"
+# Vendored (source and licence: schemas/README.md), so the check runs offline and in-repo.
+SKAFFOLD_SCHEMA = Path(__file__).resolve().parent / "schemas" / "skaffold-v4beta14.json"
 OVERLAYS = ("dev", "loadtest", "prod")
 NAMESPACE = "taskflow"
 KUBERNETES_VERSIONS = ("1.31", "1.34")
