@@ -85,10 +85,9 @@ def test_a_schema_violation_is_caught() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_template_carries_its_owners_labels(overlay: str) -> None:
     # Prometheus keeps pods by part-of, policies and PDBs select by name/component: pods need them.
-    templates = pod_templates(rendered(overlay))
-    templates.append(pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0]))
-    for template in templates:
-        assert template is not None
+    smoke = pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0])
+    assert smoke is not None
+    for template in [*pod_templates(rendered(overlay)), smoke]:
         owner = template.owner["metadata"]["labels"]
         assert template.labels.get("app.kubernetes.io/part-of") == "taskflow", template.name
         for key in COMMON_LABELS:
