@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -15,8 +16,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-SHARED = REPO.parent / "shared"
-SKAFFOLD_SCHEMA = SHARED / "schemas" / "skaffold" / "v4beta14.json"
+# Vendored (source and licence: schemas/README.md), so the check runs offline and in-repo.
+SKAFFOLD_SCHEMA = Path(__file__).resolve().parent / "schemas" / "skaffold-v4beta14.json"
 OVERLAYS = ("dev", "loadtest", "prod")
 NAMESPACE = "taskflow"
 KUBERNETES_VERSIONS = ("1.31", "1.34")
@@ -59,6 +60,11 @@ def _render(path: str) -> tuple[Obj, ...]:
 def render(overlay: str) -> tuple[Obj, ...]:
     """Every object of `deploy/overlays/<overlay>` as `kubectl kustomize` renders it."""
     return _render(str(DEPLOY / "overlays" / overlay))
+
+
+def render_dir(path: Path) -> tuple[Obj, ...]:
+    """Every object of any kustomization directory (a scratch copy of deploy/, say)."""
+    return _render(str(path))
 
 
 def load_yaml_documents(path: Path) -> list[Obj]:
@@ -326,25 +332,77 @@ def skaffold_config() -> Obj:
     return config
 
 
-def skaffold_artifacts(profile: str | None) -> list[Obj]:
-    """Artifacts Skaffold builds with `-p profile` (a profile's list replaces the default)."""
+def _overlay(base: Any, over: Any) -> Any:
+    """A profile section laid over the main one: maps merge, lists and scalars replace."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _overlay(base.get(k), v) for k, v in over.items()}}
+    return copy.deepcopy(over)
+
+
+def _pointer(path: str) -> list[str]:
+    assert path.startswith("/"), path
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def apply_json_patch(doc: Obj, operation: Obj) -> Obj:
+    """One RFC 6902 operation (add, remove, replace, test), as Skaffold applies a profile's."""
+    doc = copy.deepcopy(doc)
+    *parents, last = _pointer(operation["path"])
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    op = operation.get("op", "replace")
+    if isinstance(node, list):
+        if op == "add":
+            node.insert(len(node) if last == "-" else int(last), operation["value"])
+            return doc
+        index = int(last)
+        assert 0 <= index < len(node), operation
+    else:
+        index = None
+        assert op == "add" or last in node, f"{operation['path']} does not exist"
+    key: Any = last if index is None else index
+    if op in {"add", "replace"}:
+        node[key] = operation["value"]
+    elif op == "remove":
+        del node[key]
+    elif op == "test":
+        assert node[key] == operation["value"], f"test failed at {operation['path']}"
+    else:
+        raise AssertionError(f"unsupported patch op {op}")
+    return doc
+
+
+def skaffold_pipeline(profile: str | None) -> Obj:
+    """The configuration Skaffold runs with `-p profile`: the profile's sections laid over the
+    main ones, then its patches. (Skaffold replaces a oneOf group such as `build.local` whole
+    where this merges maps; the profiles here change builds through patches only.)"""
     config = skaffold_config()
-    artifacts: list[Obj] = config["build"]["artifacts"]
-    if profile is not None:
-        prof = next(p for p in config["profiles"] if p["name"] == profile)
-        artifacts = prof.get("build", {}).get("artifacts", artifacts)
+    pipeline = {k: v for k, v in config.items() if k != "profiles"}
+    if profile is None:
+        return pipeline
+    prof = next(p for p in config["profiles"] if p["name"] == profile)
+    for section, value in prof.items():
+        if section not in {"name", "patches", "activation", "requiresAllActivations"}:
+            pipeline[section] = _overlay(pipeline.get(section), value)
+    for operation in prof.get("patches", []):
+        pipeline = apply_json_patch(pipeline, operation)
+    return pipeline
+
+
+def skaffold_artifacts(profile: str | None) -> list[Obj]:
+    """Artifacts Skaffold builds with `-p profile`."""
+    artifacts: list[Obj] = skaffold_pipeline(profile)["build"]["artifacts"]
     return artifacts
 
 
 def skaffold_profile_for(overlay: str) -> str | None:
     """The Skaffold profile that renders an overlay (None: the default pipeline)."""
-    config = skaffold_config()
-    if config["manifests"]["kustomize"]["paths"] == [f"deploy/overlays/{overlay}"]:
-        return None
-    for profile in config.get("profiles", []):
-        paths = profile.get("manifests", {}).get("kustomize", {}).get("paths")
-        if paths == [f"deploy/overlays/{overlay}"]:
-            return str(profile["name"])
+    wanted = [f"deploy/overlays/{overlay}"]
+    profiles = [None, *(str(p["name"]) for p in skaffold_config().get("profiles", []))]
+    for profile in profiles:
+        if skaffold_pipeline(profile)["manifests"]["kustomize"]["paths"] == wanted:
+            return profile
     raise AssertionError(f"no Skaffold pipeline renders deploy/overlays/{overlay}")
 
 

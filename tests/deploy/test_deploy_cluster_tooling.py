@@ -45,20 +45,3 @@ def test_kind_config_leaves_networking_to_calico() -> None:
     assert config["networking"]["disableDefaultCNI"] is True
     # Calico's default IP pool.
     assert config["networking"]["podSubnet"] == "192.168.0.0/16"
-
-
-def test_docs_cover_every_laptop_cluster() -> None:
-    docs = (REPO / "README.md").read_text()
-    for needle in (
-        "make cluster",
-        "k3d cluster create",
-        "minikube start",
-        "metrics-server",
-        "NetworkPolicy",
-        "skaffold dev",
-        "skaffold run -p loadtest",
-        "alembic upgrade head",
-        "--cleanup=false",
-        "Checklist for a live cluster",
-    ):
-        assert needle in docs, needle

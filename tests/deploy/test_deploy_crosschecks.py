@@ -9,6 +9,8 @@ import re
 
 import pytest
 from deploy_model import (
+    DEPLOY,
+    KUBERNETES_VERSIONS,
     OVERLAYS,
     Obj,
     PodTemplate,
@@ -159,6 +161,16 @@ def test_route_tables_are_the_real_apps() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_servers_wait_with_the_kubelets_sleep_action(overlay: str) -> None:
+    # The images have no sleep binary; the sleep action is on by default from Kubernetes 1.30,
+    # below every version the manifests are validated against.
+    assert min(tuple(map(int, v.split("."))) for v in KUBERNETES_VERSIONS) >= (1, 30)
+    for template in api_templates(rendered(overlay)):
+        for container in template.spec["containers"]:
+            assert set(container["lifecycle"]["preStop"]) == {"sleep"}, template.name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_termination_grace_covers_prestop_and_drain(overlay: str) -> None:
     for template in api_templates(rendered(overlay)):
         container = template.spec["containers"][0]
@@ -254,12 +266,62 @@ def test_dev_sets_reload_only_on_the_servers() -> None:
             assert "RELOAD" not in {e["name"] for e in init.get("env", [])}
 
 
-def test_seed_demo_tasks_only_outside_prod() -> None:
-    for overlay, expected in (("dev", "1000"), ("prod", "0")):
-        for template in api_templates(render(overlay)):
-            (init,) = template.spec["initContainers"]
-            seed = {e["name"]: e.get("value") for e in init["env"]}["SEED_DEMO_TASKS"]
-            assert seed == expected, f"{overlay} {template.name}"
+@pytest.mark.parametrize("overlay", ["dev", "loadtest"])
+def test_demo_data_is_seeded_by_the_migrate_initcontainer(overlay: str) -> None:
+    docs = rendered(overlay)
+    for template in api_templates(docs):
+        (init,) = template.spec["initContainers"]
+        assert init["name"] == "migrate"
+        assert provided_env(init, docs, overlay).values.get("SEED_DEMO_TASKS") == "1000"
+        for app in template.spec["containers"]:
+            assert "SEED_DEMO_TASKS" not in provided_env(app, docs, overlay).names, template.name
+
+
+def test_prod_seeds_no_demo_data() -> None:
+    docs = render("prod")
+    for template in pod_templates(docs):
+        for container in template.containers():
+            names = provided_env(container, docs, "prod").names
+            assert "SEED_DEMO_TASKS" not in names, f"{template.name}/{container['name']}"
+    # Unset, the setting's default applies: no demo tasks.
+    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"}).seed_demo_tasks == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_env_entry_sets_a_value(overlay: str) -> None:
+    # A patch entry that names a variable only to keep the env order must merge into a real one.
+    for template in pod_templates(rendered(overlay)):
+        for container in template.containers():
+            for var in container.get("env", []):
+                where = f"{overlay} {template.name}/{container['name']} {var['name']}"
+                assert "value" in var or "valueFrom" in var, where
+
+
+def example_keys(secret: str) -> dict[str, str]:
+    """The keys and sample values of a prod Secret's example file (created outside the repo)."""
+    example = DEPLOY / "overlays" / "prod" / f"{secret}.env.example"
+    lines = [ln.strip() for ln in example.read_text().splitlines()]
+    pairs = [ln.split("=", 1) for ln in lines if ln and not ln.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def test_prod_secret_examples_hold_the_settings_variables() -> None:
+    docs = render("prod")
+    referenced = {
+        source["secretRef"]["name"]
+        for _, container in api_containers("prod")
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    }
+    # Every Secret the prod APIs read comes from outside the repo, as its example file shows.
+    assert referenced == {"taskflow-db", "taskflow-redis"}
+    assert not of_kind(docs, "Secret")
+    database, redis = example_keys("taskflow-db"), example_keys("taskflow-redis")
+    assert set(database) == set(DATABASE_PARTS)
+    assert set(redis) == {"REDIS_URL"}
+    # The examples are valid settings as they stand.
+    settings = Settings.from_env({**database, **redis})
+    assert settings.redis_url == redis["REDIS_URL"]
 
 
 def test_configmaps_hold_no_secrets() -> None:

@@ -1,6 +1,6 @@
-"""The datastores and monitoring components as issue 3 specifies them: PostgreSQL on a PVC with
-PGDATA in a subdirectory, non-root with fsGroup; Redis as a bounded LRU cache; Grafana wired to
-the Prometheus Service and to the mounted dashboards."""
+"""The datastores and monitoring components: PostgreSQL on a PVC with PGDATA in a subdirectory,
+non-root with fsGroup; Redis as a bounded LRU cache; Grafana wired to the Prometheus Service and
+to the mounted dashboards."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def scale_up_steps(behavior: Obj, start: int, end: int) -> int:
 
 
 def scale_down_seconds(behavior: Obj, start: int, end: int) -> int:
-    seconds, replicas = behavior["stabilizationWindowSeconds"], start
+    seconds: int = behavior["stabilizationWindowSeconds"]
+    replicas = start
     (policy,) = behavior["policies"]
     assert policy["type"] == "Percent"
     while replicas > end:

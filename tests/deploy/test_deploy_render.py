@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 from deploy_model import (
     CLUSTER_SCOPED,
     DEPLOY,
@@ -22,6 +25,7 @@ from deploy_model import (
     pod_template_of,
     pod_templates,
     render,
+    render_dir,
 )
 
 COMMON_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")
@@ -81,10 +85,9 @@ def test_a_schema_violation_is_caught() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_template_carries_its_owners_labels(overlay: str) -> None:
     # Prometheus keeps pods by part-of, policies and PDBs select by name/component: pods need them.
-    templates = pod_templates(rendered(overlay))
-    templates.append(pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0]))
-    for template in templates:
-        assert template is not None
+    smoke = pod_template_of(load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")[0])
+    assert smoke is not None
+    for template in [*pod_templates(rendered(overlay)), smoke]:
         owner = template.owner["metadata"]["labels"]
         assert template.labels.get("app.kubernetes.io/part-of") == "taskflow", template.name
         for key in COMMON_LABELS:
@@ -121,3 +124,57 @@ def test_loadtest_overlay_lists_the_loadgen_component() -> None:
     kustomization = load_yaml_documents(DEPLOY / "overlays" / "loadtest" / "kustomization.yaml")[0]
     assert "../../components/loadgen" in kustomization["components"]
     assert "../../components/network-policies" in kustomization["components"]
+
+
+def kustomize_patches() -> list[tuple[str, object]]:
+    """(where, parsed patch) of every `patches` entry of every kustomization under deploy/."""
+    found: list[tuple[str, object]] = []
+    for kustomization in sorted(DEPLOY.rglob("kustomization.yaml")):
+        (config,) = load_yaml_documents(kustomization)
+        for entry in config.get("patches", []):
+            if "path" in entry:
+                patch_file = kustomization.parent / entry["path"]
+                where = str(patch_file.relative_to(DEPLOY))
+                found += [(where, doc) for doc in load_yaml_documents(patch_file)]
+            else:
+                found.append(
+                    (str(kustomization.relative_to(DEPLOY)), yaml.safe_load(entry["patch"]))
+                )
+    return found
+
+
+def test_no_json_patch_addresses_a_list_item_by_index() -> None:
+    # Strategic-merge patches name their containers and env entries; an index breaks silently
+    # when the base reorders its lists.
+    patches = kustomize_patches()
+    assert patches
+    for where, patch in patches:
+        if not isinstance(patch, list):
+            continue
+        for op in patch:
+            segments = str(op["path"]).split("/")
+            assert not any(s.isdigit() for s in segments), f"{where}: {op['path']}"
+
+
+def kustomizations_with_labels() -> list[Path]:
+    return [
+        k
+        for k in sorted(DEPLOY.rglob("kustomization.yaml"))
+        if "labels" in yaml.safe_load(k.read_text())
+    ]
+
+
+@pytest.mark.parametrize(
+    "kustomization", kustomizations_with_labels(), ids=lambda k: str(k.parent.relative_to(DEPLOY))
+)
+def test_every_labels_block_changes_the_render(kustomization: Path, tmp_path: Path) -> None:
+    # A later labels block (a component's reaches everything rendered before it) can make an
+    # earlier one a no-op; such a block only says the same thing twice.
+    scratch = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, scratch)
+    edited = scratch / kustomization.relative_to(DEPLOY)
+    config = yaml.safe_load(edited.read_text())
+    del config["labels"]
+    edited.write_text(yaml.safe_dump(config))
+    changed = [o for o in OVERLAYS if render_dir(scratch / "overlays" / o) != render(o)]
+    assert changed, f"{kustomization.relative_to(DEPLOY)}: its labels block changes no overlay"

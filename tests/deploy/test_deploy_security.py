@@ -147,6 +147,26 @@ def test_only_api_clients_mount_a_service_account_token(overlay: str) -> None:
         assert mounts == (name in API_CLIENTS), template.name
 
 
+# Objects that would expose a Service outside the cluster.
+ENTRY_POINT_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_overlay_ships_a_public_entry_point(overlay: str) -> None:
+    # Authentication is out of scope, so nothing is reachable from outside the cluster:
+    # port-forwards in dev, your own authenticated Ingress or Gateway in production.
+    docs = rendered(overlay)
+    assert not [ident(d) for d in docs if d["kind"] in ENTRY_POINT_KINDS]
+    for service in of_kind(docs, "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", ident(service)
+        assert "externalIPs" not in service["spec"], ident(service)
+    for template in pod_templates(docs):
+        assert not template.spec.get("hostNetwork", False), template.name
+        for container in template.containers():
+            host_ports = [p for p in container.get("ports", []) if "hostPort" in p]
+            assert not host_ports, f"{template.name}/{container['name']}"
+
+
 # --- RBAC --------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from deploy_model import (
     REPO,
     SKAFFOLD_SCHEMA,
     Obj,
+    apply_json_patch,
     exact_third_party_image,
     find,
     glob_to_regex,
@@ -24,9 +25,12 @@ from deploy_model import (
     render,
     skaffold_artifacts,
     skaffold_config,
+    skaffold_pipeline,
     skaffold_profile_for,
 )
 from jsonschema.exceptions import best_match
+
+from devstack.up import APIS as MAKE_UP_APIS
 
 API_SERVICES = ("tasks-api", "stats-api")
 SYNCED_SOURCES = ("services/{svc}/src/**/*.py", "libs/taskflow-core/src/**/*.py")
@@ -56,8 +60,7 @@ def tracked_files() -> list[str]:
 
 
 def test_skaffold_yaml_is_valid_for_its_schema() -> None:
-    if not SKAFFOLD_SCHEMA.exists():
-        pytest.skip(f"Skaffold's schema is not at {SKAFFOLD_SCHEMA} (the shared directory)")
+    assert SKAFFOLD_SCHEMA.is_relative_to(REPO), "the schema is vendored in the repository"
     schema = json.loads(SKAFFOLD_SCHEMA.read_text())
     config = skaffold_config()
     assert config["apiVersion"] == "skaffold/v4beta14"
@@ -66,8 +69,6 @@ def test_skaffold_yaml_is_valid_for_its_schema() -> None:
 
 
 def test_schema_check_catches_a_misspelt_field() -> None:
-    if not SKAFFOLD_SCHEMA.exists():
-        pytest.skip(f"Skaffold's schema is not at {SKAFFOLD_SCHEMA} (the shared directory)")
     schema = json.loads(SKAFFOLD_SCHEMA.read_text())
     config = skaffold_config()
     config["deploy"]["statusCheckDeadlineSecond"] = 600
@@ -153,13 +154,45 @@ def test_dev_pipeline_renders_the_dev_overlay() -> None:
     assert skaffold_profile_for("loadtest") == "loadtest"
 
 
-def test_loadtest_profile_adds_loadgen_without_sync() -> None:
-    artifacts = skaffold_artifacts("loadtest")
-    assert {a["image"] for a in artifacts} == {"tasks-api", "stats-api", "loadgen"}
-    loadgen = next(a for a in artifacts if a["image"] == "loadgen")
+def test_loadtest_profile_adds_only_the_loadgen_artifact() -> None:
+    default = skaffold_pipeline(None)["build"]
+    build = skaffold_pipeline("loadtest")["build"]
+    assert build["artifacts"][: len(default["artifacts"])] == default["artifacts"]
+    (loadgen,) = build["artifacts"][len(default["artifacts"]) :]
+    assert loadgen["image"] == "loadgen"
     assert loadgen["context"] == "."
     assert loadgen["docker"]["dockerfile"] == "services/loadgen/Dockerfile"
-    assert all("sync" not in a for a in artifacts)
+    # `skaffold run` never syncs; the generator is a Job, so nothing would reload it anyway.
+    assert "sync" not in loadgen
+    assert {k: v for k, v in build.items() if k != "artifacts"} == {
+        k: v for k, v in default.items() if k != "artifacts"
+    }
+
+
+def test_profiles_never_redeclare_artifacts() -> None:
+    # A profile adds artifacts with patches; a `build.artifacts` list would replace them all.
+    default = {a["image"] for a in skaffold_artifacts(None)}
+    for profile in skaffold_config()["profiles"]:
+        assert "artifacts" not in profile.get("build", {}), profile["name"]
+        for operation in profile.get("patches", []):
+            if operation["path"].startswith("/build/artifacts"):
+                assert operation["op"] == "add", profile["name"]
+                assert operation["value"]["image"] not in default, profile["name"]
+
+
+def test_json_patch_model() -> None:
+    doc: Obj = {"build": {"artifacts": [{"image": "a"}], "local": {"useBuildkit": True}}}
+    added = apply_json_patch(
+        doc, {"op": "add", "path": "/build/artifacts/-", "value": {"image": "b"}}
+    )
+    assert [a["image"] for a in added["build"]["artifacts"]] == ["a", "b"]
+    pushed = apply_json_patch(doc, {"op": "add", "path": "/build/local/push", "value": True})
+    assert pushed["build"]["local"] == {"useBuildkit": True, "push": True}
+    assert doc["build"]["local"] == {"useBuildkit": True}, "the input is left alone"
+    with pytest.raises(AssertionError):
+        apply_json_patch(doc, {"op": "replace", "path": "/build/tagPolicy", "value": {}})
+    with pytest.raises(AssertionError):
+        apply_json_patch(doc, {"op": "test", "path": "/build/artifacts/0/image", "value": "b"})
 
 
 def test_loadtest_overlay_runs_no_reloader() -> None:
@@ -171,9 +204,12 @@ def test_loadtest_overlay_runs_no_reloader() -> None:
             assert "RELOAD" not in names, template.name
 
 
-def test_prod_profile_pushes() -> None:
-    prod = next(p for p in skaffold_config()["profiles"] if p["name"] == "prod")
-    assert prod["build"]["local"]["push"] is True
+def test_prod_profile_pushes_digest_tagged_images() -> None:
+    default = skaffold_pipeline(None)["build"]
+    build = skaffold_pipeline("prod")["build"]
+    assert build["local"] == {**default["local"], "push": True}
+    assert build["tagPolicy"] == {"inputDigest": {}}
+    assert build["artifacts"] == default["artifacts"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -195,13 +231,34 @@ def test_every_image_is_an_artifact_or_exactly_tagged(overlay: str) -> None:
 
 
 def test_image_pin_rule() -> None:
-    assert exact_third_party_image("postgres:15.18-bookworm")
-    assert exact_third_party_image("prom/prometheus:v3.5.0")
+    # Made-up versions: the real references live in one file each (test below).
+    assert exact_third_party_image("postgres:16.2-bookworm")
+    assert exact_third_party_image("prom/prometheus:v2.9.1")
     assert exact_third_party_image("busybox@sha256:" + "a" * 64)
-    assert exact_third_party_image("redis:7.4.5-bookworm")
+    assert exact_third_party_image("redis:6.2.1-bookworm")
     loose = ("postgres", "postgres:latest", "postgres:15", "redis:7.4-bookworm", "grafana:11.6")
     for image in loose:
         assert not exact_third_party_image(image), image
+
+
+def third_party_images() -> set[str]:
+    """Every image the stack runs that Skaffold does not build: overlays' and verify's."""
+    images = {case["container"]["image"] for case in skaffold_config()["verify"]}
+    for overlay in OVERLAYS:
+        artifacts = {a["image"] for a in skaffold_artifacts(skaffold_profile_for(overlay))}
+        for template in pod_templates(render(overlay)):
+            images |= {c["image"] for c in template.containers() if c["image"] not in artifacts}
+    return images
+
+
+def test_each_third_party_image_is_pinned_in_exactly_one_file() -> None:
+    images = third_party_images()
+    assert images, "no third-party image found"
+    contents = {f: (REPO / f).read_bytes() for f in tracked_files() if (REPO / f).is_file()}
+    for image in sorted(images):
+        assert exact_third_party_image(image), image
+        holders = [f for f, data in contents.items() if image.encode() in data]
+        assert len(holders) == 1, f"{image} is written in {holders}: pin it in one place"
 
 
 def test_verify_image_is_exactly_tagged() -> None:
@@ -215,9 +272,11 @@ def test_verify_runs_in_cluster_with_a_restricted_job() -> None:
     (job,) = load_yaml_documents(REPO / manifest)
     assert job["kind"] == "Job"
     assert job["metadata"]["namespace"] == "taskflow"
-    container_names = [c["name"] for c in job["spec"]["template"]["spec"]["containers"]]
-    # Skaffold patches the container whose name matches the verify container.
-    assert case["container"]["name"] in container_names
+    # Skaffold patches the container whose name matches the verify container, replacing its
+    # image, command and args: skaffold.yaml is the one place they are written.
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == case["container"]["name"]
+    assert not {"image", "command", "args"} & set(container), "written in skaffold.yaml"
     script = " ".join(case["container"]["args"])
     for url in ("tasks-api.taskflow.svc", "stats-api.taskflow.svc"):
         assert url in script
@@ -242,9 +301,9 @@ def test_port_forwards_name_real_services() -> None:
         assert forward["namespace"] == service["metadata"]["namespace"]
         assert forward["port"] in [p["port"] for p in service["spec"]["ports"]]
     by_name = {f["resourceName"]: f["localPort"] for f in forwards}
-    # The same local ports as `make up` (DESIGN.md).
-    assert by_name["tasks-api"] == 8000
-    assert by_name["stats-api"] == 8001
+    # The same local ports as `make up`, so a client works against either.
+    for api in MAKE_UP_APIS:
+        assert by_name[api.name] == api.default_port, api.name
 
 
 def test_status_check_tolerates_the_migrate_wait() -> None:
