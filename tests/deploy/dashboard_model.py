@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from deploy_model import DEPLOY
 from taskflow_core.metrics import EXPORTED_METRICS
+
+from tests.deploy.deploy_model import DEPLOY
 
 MONITORING = DEPLOY / "components" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from deploy_model import (
+
+from tests.deploy.deploy_model import (
     OVERLAYS,
     Obj,
     find,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import yaml
-from deploy_model import DEPLOY, REPO
+
+from tests.deploy.deploy_model import DEPLOY, REPO
 
 
 def dry_run(*variables: str) -> str:

@@ -8,7 +8,12 @@ import os
 import re
 
 import pytest
-from deploy_model import (
+from taskflow_core import migrate_command
+from taskflow_core.probes import READY_DB_TIMEOUT
+from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
+from taskflow_core.settings import API_ENV_VARS, DATABASE_PARTS, ConfigError, Env, Settings
+
+from tests.deploy.deploy_model import (
     DEPLOY,
     KUBERNETES_VERSIONS,
     OVERLAYS,
@@ -27,10 +32,6 @@ from deploy_model import (
     render,
     selects,
 )
-from taskflow_core import migrate_command
-from taskflow_core.probes import READY_DB_TIMEOUT
-from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
-from taskflow_core.settings import API_ENV_VARS, DATABASE_PARTS, ConfigError, Settings
 
 # Image (Skaffold artifact) -> the app factory its server runs.
 APP_FACTORIES = {
@@ -233,6 +234,7 @@ def test_required_settings_are_provided(overlay: str) -> None:
         assert database, f"{where}: neither DATABASE_URL nor all of {DATABASE_PARTS}"
 
 
+# The server and its migrate initContainer share one ConfigMap; each reads its own part of it.
 ENV_VARS = API_ENV_VARS | migrate_command.ENV_VARS
 
 
@@ -252,8 +254,12 @@ def test_provided_values_are_valid_settings(overlay: str) -> None:
     for where, container in api_containers(overlay):
         values = provided_env(container, docs, overlay).values
         known = {k: v for k, v in values.items() if k in ENV_VARS}
+        env = Env({**known, "DATABASE_URL": "postgresql://u@h/db"})
         try:
-            Settings.from_env({**known, "DATABASE_URL": "postgresql://u@h/db"})
+            if container["name"] == "migrate":
+                migrate_command.MigrateSettings.read(env)
+            else:
+                Settings.read(env)
         except ConfigError as exc:
             pytest.fail(f"{where}: {exc}")
 
@@ -284,7 +290,8 @@ def test_prod_seeds_no_demo_data() -> None:
             names = provided_env(container, docs, "prod").names
             assert "SEED_DEMO_TASKS" not in names, f"{template.name}/{container['name']}"
     # Unset, the setting's default applies: no demo tasks.
-    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"}).seed_demo_tasks == 0
+    unset = Env({"DATABASE_URL": "postgresql://u@h/db"})
+    assert migrate_command.MigrateSettings.read(unset).seed_demo_tasks == 0
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -321,7 +328,7 @@ def test_prod_secret_examples_hold_the_settings_variables() -> None:
     assert set(redis) == {"REDIS_URL"}
     # The examples are valid settings as they stand.
     settings = Settings.from_env({**database, **redis})
-    assert settings.redis_url == redis["REDIS_URL"]
+    assert settings.cache.redis_url == redis["REDIS_URL"]
 
 
 def test_configmaps_hold_no_secrets() -> None:

@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from dashboard_model import DASHBOARDS, PROMETHEUS_BUILTINS, metric_names
-from deploy_model import DEPLOY, REPO
 from prometheus_client.parser import text_string_to_metric_families
 from taskflow_core.metrics import REQUEST_LABELS
 
 from devstack.databases import Postgres
 from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
+from tests.deploy.dashboard_model import DASHBOARDS, PROMETHEUS_BUILTINS, metric_names
+from tests.deploy.deploy_model import DEPLOY, REPO
 
 SERVICES = {"tasks-api": "tasks_api", "stats-api": "stats_api"}
 TRAFFIC = {

@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from deploy_model import OVERLAYS, Obj, find, memory_bytes, overlay_missing_reason, render
+
+from tests.deploy.deploy_model import (
+    OVERLAYS,
+    Obj,
+    find,
+    memory_bytes,
+    overlay_missing_reason,
+    render,
+)
 
 WITH_DATASTORES = [o for o in OVERLAYS if o != "prod"]
 

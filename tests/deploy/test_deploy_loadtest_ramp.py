@@ -8,10 +8,19 @@ import math
 import re
 
 import pytest
-from deploy_model import REPO, Obj, cpu_millis, find, of_kind, overlay_missing_reason, render
 from loadgen.cli import RUN_OPTIONS, build_parser, resolve, run_config
 from loadgen.config import RunConfig
 from loadgen.scenario import OPERATIONS
+
+from tests.deploy.deploy_model import (
+    REPO,
+    Obj,
+    cpu_millis,
+    find,
+    of_kind,
+    overlay_missing_reason,
+    render,
+)
 
 # What must hold on top of the bare arithmetic: the README claims a 1.5x margin; measurements
 # move 15-30 % between runs, so at least 1.25x must remain at the cheapest measured cost.

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from dashboard_model import (
+from taskflow_core.metrics import EXPORTED_METRICS
+
+from tests.deploy.dashboard_model import (
     DASHBOARDS,
     MONITORING,
     PROMETHEUS_BUILTINS,
@@ -17,8 +19,7 @@ from dashboard_model import (
     expressions,
     metric_names,
 )
-from deploy_model import find, render
-from taskflow_core.metrics import EXPORTED_METRICS
+from tests.deploy.deploy_model import find, render
 
 
 def test_there_is_a_dashboard() -> None:

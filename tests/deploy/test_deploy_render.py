@@ -9,7 +9,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_model import (
+
+from tests.deploy.deploy_model import (
     CLUSTER_SCOPED,
     DEPLOY,
     KUBERNETES_VERSIONS,

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from deploy_model import REPO, Obj, PodTemplate, find, name_of, pod_templates, render
 
 from devstack.databases import Postgres
 from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
+from tests.deploy.deploy_model import REPO, Obj, PodTemplate, find, name_of, pod_templates, render
 
 # dev runs them; loadtest's pods get the same environment but RELOAD (checked statically below).
 RUN_OVERLAY = "dev"

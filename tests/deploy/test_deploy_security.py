@@ -6,7 +6,8 @@ import copy
 
 import pytest
 import yaml
-from deploy_model import (
+
+from tests.deploy.deploy_model import (
     DEPLOY,
     OVERLAYS,
     Obj,
@@ -22,7 +23,7 @@ from deploy_model import (
     render,
     selects,
 )
-from pod_security import restricted_violations
+from tests.deploy.pod_security import restricted_violations
 
 # Workloads that call the Kubernetes API and so mount a ServiceAccount token.
 API_CLIENTS = {"prometheus", "loadgen"}

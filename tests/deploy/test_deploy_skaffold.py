@@ -9,7 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from deploy_model import (
+from jsonschema.exceptions import best_match
+
+from devstack.up import APIS as MAKE_UP_APIS
+from tests.deploy.deploy_model import (
     DEPLOY,
     OVERLAYS,
     REPO,
@@ -28,9 +31,6 @@ from deploy_model import (
     skaffold_pipeline,
     skaffold_profile_for,
 )
-from jsonschema.exceptions import best_match
-
-from devstack.up import APIS as MAKE_UP_APIS
 
 API_SERVICES = ("tasks-api", "stats-api")
 SYNCED_SOURCES = ("services/{svc}/src/**/*.py", "libs/taskflow-core/src/**/*.py")
