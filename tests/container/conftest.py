@@ -15,6 +15,7 @@ import pytest
 
 from devstack.servers import free_port
 from tests.container.dockerctl import (
+    CHECKOUT_TAG,
     DOCKER,
     REPO,
     RESTRICTED,
@@ -71,7 +72,7 @@ def api_images(base_image: str) -> dict[str, str]:
     """Both API images built from their Dockerfiles with the repo root as context."""
     tags = {}
     for service in API_SERVICES:
-        tag = f"taskflow-test/{service}:latest"
+        tag = f"taskflow-test/{service}:{CHECKOUT_TAG}"
         build(service, tag, base=base_image)
         tags[service] = tag
     return tags
@@ -79,7 +80,7 @@ def api_images(base_image: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def loadgen_image(base_image: str) -> str:
-    tag = "taskflow-test/loadgen:latest"
+    tag = f"taskflow-test/loadgen:{CHECKOUT_TAG}"
     build("loadgen", tag, base=base_image)
     return tag
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 STANDIN_BASE = "taskflow-ci/python-base:bookworm"
+# One tag per checkout: two clones testing at once on one engine never run each other's images.
+CHECKOUT_TAG = "checkout-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
 APP_USER = "10001:10001"
 
 # How the restricted Pod Security profile runs every TaskFlow container.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.dockerctl import REPO, build, docker, image_config
+from tests.container.dockerctl import CHECKOUT_TAG, REPO, build, docker, image_config
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 
-TAG = "taskflow-test/tasks-api:cache-probe"
+TAG = f"taskflow-test/tasks-api:cache-probe-{CHECKOUT_TAG}"
 # Everything an image could take from the context, plus the places the test adds noise to.
 INPUTS = ("pyproject.toml", "uv.lock", "alembic.ini", "alembic", "libs", "services")
 SKIP = shutil.ignore_patterns("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
