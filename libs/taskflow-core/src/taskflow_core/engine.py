@@ -13,6 +13,9 @@ from taskflow_core.settings import PoolSettings
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection before the request gives up
 REQUEST_STATEMENT_TIMEOUT = 15.0  # below the server's 20 s drain: a statement never outlives it
+# A backend whose client died (a killed initContainer mid-migration) notices within this and
+# rolls back, instead of holding its locks until its statement ends (PostgreSQL >= 14).
+CLIENT_CHECK_INTERVAL = "1s"
 
 
 def create_engine(
@@ -27,7 +30,10 @@ def create_engine(
     connect_args: dict[str, object] = {
         "timeout": connect_timeout,
         "command_timeout": statement_timeout,
-        "server_settings": {"application_name": application_name},
+        "server_settings": {
+            "application_name": application_name,
+            "client_connection_check_interval": CLIENT_CHECK_INTERVAL,
+        },
     }
     if pool is None:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
