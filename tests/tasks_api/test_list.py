@@ -60,10 +60,10 @@ def mixed_rows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def walk(client: Client, query: str) -> list[dict[str, Any]]:
-    """Follow next_cursor to the end; bounded by a generous page count."""
+async def walk(client: Client, query: str, cursor: str | None = None) -> list[dict[str, Any]]:
+    """Follow next_cursor to the end (from `cursor` if given); bounded by a generous page count."""
     items: list[dict[str, Any]] = []
-    url = f"/tasks?{query}"
+    url = f"/tasks?{query}" if cursor is None else f"/tasks?{query}&cursor={cursor}"
     for _ in range(200):
         response = await client.get(url)
         assert response.status_code == 200, response.text
@@ -119,9 +119,7 @@ async def test_cursor_walk_with_filters_and_a_concurrent_insert(
     first = (await client.get("/tasks?priority=high&completed=false&limit=5")).json()
     # A newer row arriving mid-walk must not shift the pages (keyset, not offset).
     await client.post("/tasks", json={"title": "newcomer", "priority": "high"})
-    rest = await walk(
-        client, f"priority=high&completed=false&limit=5&cursor={first['next_cursor']}"
-    )
+    rest = await walk(client, "priority=high&completed=false&limit=5", first["next_cursor"])
     items = first["items"] + rest
     ids = [task["id"] for task in items]
     assert len(ids) == len(set(ids))

@@ -1,7 +1,7 @@
-"""TaskflowPlugin: the one Litestar plugin that wires an API (database, cache, errors, probes,
-metrics, traces, the 64 KiB body limit).
+"""`create_api`: a TaskFlow API, wired by TaskflowPlugin, the one Litestar plugin that adds the
+database, cache, errors, probes, metrics, traces and the 64 KiB body limit.
 
-    Litestar(route_handlers=[...], plugins=[TaskflowPlugin(service="tasks-api", settings=...)])
+    create_api("tasks-api", [TaskController], settings)
 
 Handlers receive what they use by dependency injection: `db_engine` (the request pool's
 AsyncEngine, advanced-alchemy's plugin owns its lifecycle), `cache` (the Redis Cache) and
@@ -19,20 +19,34 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlche
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
+from litestar.types import ControllerRouterHandler
 from opentelemetry.sdk.trace import TracerProvider
 
-from taskflow_core import metrics, probes, tracing
+from taskflow_core import metrics, openapi, probes, tracing
 from taskflow_core.cache import Cache
 from taskflow_core.engine import REQUEST_STATEMENT_TIMEOUT, create_engine
+from taskflow_core.http_methods import MethodSemantics
 from taskflow_core.logs import configure_logging
 from taskflow_core.problems import problem_details_plugin
 from taskflow_core.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 ENGINE_DEPENDENCY = "db_engine"
+
+
+def create_api(
+    service: str, route_handlers: list[ControllerRouterHandler], settings: Settings
+) -> Litestar:
+    """The service's handlers wired by TaskflowPlugin, with HEAD and OPTIONS as documented."""
+    app = Litestar(
+        route_handlers=route_handlers,
+        # Before Litestar's own schema plugins, so it documents Structs that refuse extra fields.
+        plugins=[openapi.StrictStructSchemaPlugin(), TaskflowPlugin(service, settings)],
+    )
+    app.asgi_handler = MethodSemantics(app, app.asgi_handler)
+    return app
 
 
 class TaskflowPlugin(InitPlugin):
@@ -51,12 +65,7 @@ class TaskflowPlugin(InitPlugin):
 
         app_config.debug = False  # never a traceback in a response
         app_config.logging_config = None  # taskflow_core.logs owns logging
-        app_config.openapi_config = OpenAPIConfig(
-            title=self.service,
-            version=self.version,
-            path="/schema",
-            use_handler_docstrings=True,
-        )
+        app_config.openapi_config = openapi.openapi_config(self.service, self.version)
         app_config.plugins.extend(
             [
                 SQLAlchemyPlugin(config=self._alchemy_config()),

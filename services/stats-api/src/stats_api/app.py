@@ -8,7 +8,7 @@ queries.py      the SQL; schemas.py the response body
 from __future__ import annotations
 
 from litestar import Litestar
-from taskflow_core.plugin import TaskflowPlugin
+from taskflow_core.plugin import create_api
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
@@ -18,7 +18,4 @@ SERVICE = "stats-api"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    return Litestar(
-        route_handlers=[StatsController],
-        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
-    )
+    return create_api(SERVICE, [StatsController], settings or load_settings(SERVICE))

@@ -9,7 +9,7 @@ cursor.py, etag.py, params.py, body.py, schemas.py: formats and request/response
 from __future__ import annotations
 
 from litestar import Litestar
-from taskflow_core.plugin import TaskflowPlugin
+from taskflow_core.plugin import create_api
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
@@ -19,7 +19,4 @@ SERVICE = "tasks-api"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    return Litestar(
-        route_handlers=[TaskController],
-        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
-    )
+    return create_api(SERVICE, [TaskController], settings or load_settings(SERVICE))

@@ -15,7 +15,7 @@ from taskflow_core.problems import (
 )
 from taskflow_core.tracing import name_span_after_route
 
-from tasks_api.schemas import READ_ONLY_FIELDS
+from tasks_api.schemas import READ_ONLY_FIELDS, title_problem
 
 BeforeRequest = Callable[[Request[Any, Any, Any]], Awaitable[None]]
 
@@ -49,6 +49,7 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
         if isinstance(document, dict):
             _reject_unknown(document, fields)
             _reject_nul(document)
+            _check_title(document)
         try:
             decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -81,6 +82,14 @@ def _reject_nul(document: dict[str, Any]) -> None:
     if errors:
         names = ", ".join(error.field for error in errors)
         raise InvalidRequest(f"Invalid value for: {names}.", errors=errors)
+
+
+def _check_title(document: dict[str, Any]) -> None:
+    title = document.get("title")
+    if isinstance(title, str) and (problem := title_problem(title)) is not None:
+        raise InvalidRequest(
+            f"Invalid value for 'title': {problem}.", errors=[FieldError("title", problem)]
+        )
 
 
 def _read_only(error: FieldError) -> FieldError:

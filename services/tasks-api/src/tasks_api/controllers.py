@@ -69,12 +69,13 @@ class TaskController(Controller):
         ] = None,
     ) -> Response[bytes]:
         """Filtered, sorted, keyset-paginated tasks; pages are cached per database generation."""
+        params.single_values(request)
         query = ListQuery(
             priorities=tuple(sorted(set(priority or ()), key=list(Priority).index)),
             completed=params.strict_bool(request, completed),
             q=params.search_text(q),
-            created_after=params.aware("created_after", created_after),
-            created_before=params.aware("created_before", created_before),
+            created_after=params.rfc3339(request, "created_after", created_after),
+            created_before=params.rfc3339(request, "created_before", created_before),
             sort=sort,
             limit=params.strict_limit(request, limit),
             position=None if cursor_token is None else cursor.decode(cursor_token, sort),
@@ -90,11 +91,12 @@ class TaskController(Controller):
     )
     async def get_task(
         self,
+        request: Request[Any, Any, Any],
         task_service: NamedDependency[TaskService],
         task_id: FromPath[int],
         if_none_match: IfNoneMatchHeader = None,
     ) -> Response[Task]:
-        stored = await task_service.get(task_id)
+        stored = await task_service.get(params.canonical_id(request, task_id))
         if if_none_match is not None and none_match_hits(if_none_match, stored.etag):
             # The client's copy is current: no body (RFC 9110 §13.1.2).
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={"ETag": stored.etag})  # type: ignore[arg-type]
@@ -124,11 +126,13 @@ class TaskController(Controller):
     )
     async def update_task(
         self,
+        request: Request[Any, Any, Any],
         task_service: NamedDependency[TaskService],
         task_id: FromPath[int],
         data: JSONBody[TaskPatch],
         if_match: IfMatchHeader = None,
     ) -> Response[Task]:
+        task_id = params.canonical_id(request, task_id)
         stored = await task_service.update(task_id, data, parse_if_match(if_match, task_id))
         return _task_response(stored)
 
@@ -141,10 +145,12 @@ class TaskController(Controller):
     )
     async def delete_task(
         self,
+        request: Request[Any, Any, Any],
         task_service: NamedDependency[TaskService],
         task_id: FromPath[int],
         if_match: IfMatchHeader = None,
     ) -> None:
+        task_id = params.canonical_id(request, task_id)
         await task_service.delete(task_id, parse_if_match(if_match, task_id))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     insert,
     literal,
+    or_,
     select,
     tuple_,
     update,
@@ -143,8 +144,13 @@ def insert_task(values: dict[str, Any]) -> ReturningInsert[*tuple[Any, ...]]:
 def update_task(
     task_id: int, changes: dict[str, Any], versions: frozenset[int] | None
 ) -> ReturningUpdate[*tuple[Any, ...]]:
-    """UPDATE ... RETURNING of one task, conditional on `versions` (None: unconditional)."""
-    condition = [Task.id == task_id, *_version_filter(versions)]
+    """UPDATE ... RETURNING of one task, conditional on `versions` (None: unconditional).
+
+    Only a row that `changes` would really change is updated: a no-op PATCH returns no row and
+    leaves version, ETag and updated_at as they were.
+    """
+    differs = or_(*(getattr(Task, name).is_distinct_from(value) for name, value in changes.items()))
+    condition = [Task.id == task_id, *_version_filter(versions), differs]
     return update(Task).values(**changes).where(*condition).returning(*TASK_COLUMNS)
 
 

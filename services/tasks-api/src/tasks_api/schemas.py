@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from taskflow_core.models import DESCRIPTION_MAX, TITLE_MAX, Priority
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX)]
+# The length bound applies after trimming, so it is checked by `title_problem`, not by msgspec.
+Title = Annotated[
+    str,
+    msgspec.Meta(
+        description=f"1-{TITLE_MAX} characters once surrounding whitespace is trimmed; "
+        "no control characters."
+    ),
+]
 Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX)]
 # Fields a client may read but never write; named as such when a body carries them.
 READ_ONLY_FIELDS = frozenset({"id", "created_at", "updated_at", "version"})
@@ -24,11 +32,33 @@ class Task(msgspec.Struct):
     updated_at: datetime
 
 
+def title_problem(title: str) -> str | None:
+    """Why `title` is not a valid title once trimmed, or None."""
+    trimmed = title.strip()
+    if not trimmed:
+        return "must not be empty or only whitespace"
+    if len(trimmed) > TITLE_MAX:
+        return f"must be at most {TITLE_MAX} characters once trimmed"
+    if any(unicodedata.category(c) == "Cc" for c in trimmed):
+        return "must not contain control characters"
+    return None
+
+
+def clean_title(title: str) -> str:
+    problem = title_problem(title)
+    if problem is not None:
+        raise ValueError(f"title {problem}")
+    return title.strip()
+
+
 class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     title: Title
     description: Description | None = None
     completed: bool = False
     priority: Priority = Priority.MEDIUM
+
+    def __post_init__(self) -> None:
+        self.title = clean_title(self.title)
 
 
 class TaskPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -38,6 +68,10 @@ class TaskPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
     completed: bool | msgspec.UnsetType = msgspec.UNSET
     priority: Priority | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, msgspec.UnsetType):
+            self.title = clean_title(self.title)
 
     def changes(self) -> dict[str, object]:
         return {

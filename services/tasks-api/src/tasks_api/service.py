@@ -79,11 +79,11 @@ class TaskService:
         versions = _versions(condition)
         changes = patch.changes()
         async with self._engine.begin() as conn:
+            row = None
             if changes:
-                statement: Any = update_task(task_id, changes, versions)
-            else:
-                statement = select_task(task_id, versions)
-            row = (await conn.execute(statement)).one_or_none()
+                row = (await conn.execute(update_task(task_id, changes, versions))).one_or_none()
+            if row is None:  # nothing to change: the task as it is, if it matches the condition
+                row = (await conn.execute(select_task(task_id, versions))).one_or_none()
             if row is None:
                 raise await _missing_or_stale(conn, task_id)
         return _stored(row)

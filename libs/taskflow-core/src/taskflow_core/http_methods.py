@@ -1,0 +1,88 @@
+"""HEAD and OPTIONS with one meaning everywhere, ahead of Litestar's routing.
+
+HEAD is answered wherever GET is, as GET without its body (same status and headers); OPTIONS
+answers 204 with `Allow` listing exactly the path's methods, and every 405 lists the same set.
+Litestar 2.25 answers HEAD with 405 on GET routes and builds OPTIONS' `Allow` from only some of
+a path's handlers, so this wraps the app's ASGI handler (`app.asgi_handler`).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from litestar import Litestar
+from litestar.enums import ScopeType
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
+from litestar.types import ASGIApp, HTTPScope, Message, Method, Receive, Scope, Send
+from litestar.utils import normalize_path
+
+# Not an HTTP method: asking the router for it makes it name the methods a path offers.
+_PROBE_METHOD = "TASKFLOW-ALLOW-PROBE"
+
+
+class MethodSemantics:
+    def __init__(self, app: Litestar, handler: ASGIApp) -> None:
+        self._app = app
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._handler(scope, receive, send)
+            return
+        allowed = self._allowed(scope["path"])
+        if scope["method"] == "OPTIONS" and allowed is not None:
+            await _answer_options(allowed, send)
+        elif scope["method"] == "HEAD":
+            as_get = cast("HTTPScope", {**scope, "method": "GET"})
+            await self._handler(as_get, receive, _headers_only(send, allowed))
+        else:
+            await self._handler(scope, receive, _allow_on_405(send, allowed))
+
+    def _allowed(self, path: str) -> list[str] | None:
+        """The methods `path` offers (HEAD with GET, and OPTIONS), or None for no such path."""
+        try:
+            self._app.asgi_router.handle_routing(
+                normalize_path(path), cast("Method", _PROBE_METHOD)
+            )
+        except MethodNotAllowedException as exc:
+            methods = {m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m}
+        except NotFoundException:
+            return None
+        else:
+            return None  # an ASGI mount answers every method itself
+        if "GET" in methods:
+            methods.add("HEAD")
+        methods.add("OPTIONS")
+        order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+
+
+async def _answer_options(allowed: list[str], send: Send) -> None:
+    headers = [(b"allow", ", ".join(allowed).encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _allow_on_405(send: Send, allowed: list[str] | None) -> Send:
+    if allowed is None:
+        return send
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", ", ".join(allowed).encode())]}
+        await send(message)
+
+    return sending
+
+
+def _headers_only(send: Send, allowed: list[str] | None) -> Send:
+    with_allow = _allow_on_405(send, allowed)
+
+    async def sending(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await with_allow(message)
+        elif not message.get("more_body", False):  # the GET body ends: end the HEAD answer empty
+            await with_allow({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return sending
