@@ -13,9 +13,11 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_30
 from taskflow_core.models import Priority
 from taskflow_core.problems import problem_specs
 
-from tasks_api import cursor, params
+from tasks_api import params
 from tasks_api.body import json_body
+from tasks_api.cursor import CURSOR_PATTERN, MAX_CURSOR_CHARS, decode_cursor
 from tasks_api.etag import none_match_hits, parse_if_match
+from tasks_api.links import CreatedTaskOperation, TaskOperation
 from tasks_api.queries import DEFAULT_SORT, ListQuery, Sort
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 from tasks_api.service import StoredTask, TaskService, provide_task_service
@@ -58,14 +60,22 @@ class TaskController(Controller):
         ] = None,
         completed: Annotated[bool | None, QueryParameter(description="`true` or `false`.")] = None,
         q: Annotated[
-            str | None, QueryParameter(description="Case-insensitive substring of the title.")
+            str | None,
+            QueryParameter(
+                pattern=r"^[^\x00]*$", description="Case-insensitive substring of the title."
+            ),
         ] = None,
         created_after: Timestamp = None,
         created_before: Timestamp = None,
         sort: Annotated[Sort, QueryParameter(description="Sort order.")] = DEFAULT_SORT,
         limit: Limit = 50,
-        cursor_token: Annotated[
-            str | None, QueryParameter(name="cursor", description="`next_cursor` of a page.")
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=CURSOR_PATTERN,
+                max_length=MAX_CURSOR_CHARS,
+                description="`next_cursor` of the previous page, unchanged (opaque).",
+            ),
         ] = None,
     ) -> Response[bytes]:
         """Filtered, sorted, keyset-paginated tasks; pages are cached per database generation."""
@@ -78,14 +88,15 @@ class TaskController(Controller):
             created_before=params.rfc3339(request, "created_before", created_before),
             sort=sort,
             limit=params.strict_limit(request, limit),
-            position=None if cursor_token is None else cursor.decode(cursor_token, sort),
+            position=None if cursor is None else decode_cursor(cursor, sort),
         )
-        body = await task_service.list_page(query, cursor_token)
+        body = await task_service.list_page(query, cursor)
         return Response(body, media_type=MediaType.JSON)
 
     @get(
         "/{task_id:int}",
         operation_id="getTask",
+        operation_class=TaskOperation,
         summary="Read one task",
         responses=problem_specs(404, 503),
     )
@@ -104,6 +115,7 @@ class TaskController(Controller):
 
     @post(
         operation_id="createTask",
+        operation_class=CreatedTaskOperation,
         summary="Create a task",
         status_code=HTTP_201_CREATED,
         before_request=json_body(TaskCreate),
@@ -120,6 +132,7 @@ class TaskController(Controller):
     @patch(
         "/{task_id:int}",
         operation_id="updateTask",
+        operation_class=TaskOperation,
         summary="Change some fields of a task",
         before_request=json_body(TaskPatch),
         responses=problem_specs(400, 404, 412, 413, 415, 503),

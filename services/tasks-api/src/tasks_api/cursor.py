@@ -17,6 +17,7 @@ from taskflow_core.problems import ValidationFailed
 from tasks_api.queries import Position, Sort
 
 MAX_CURSOR_CHARS = 512
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # base64url without padding
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 _PRIORITIES = frozenset(p.value for p in Priority)
 
@@ -26,14 +27,14 @@ class _Token(msgspec.Struct, forbid_unknown_fields=True):
     k: tuple[str, int]
 
 
-def encode(sort: Sort, position: Position) -> str:
+def encode_cursor(sort: Sort, position: Position) -> str:
     value = position.value
     text = value.value if isinstance(value, Priority) else value.isoformat()
     raw = msgspec.json.encode(_Token(s=sort.value, k=(text, position.id)))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode(cursor: str, sort: Sort) -> Position:
+def decode_cursor(cursor: str, sort: Sort) -> Position:
     token = _token(cursor)
     if token.s != sort.value:
         raise ValidationFailed("cursor", "the cursor belongs to another sort order")

@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request
 from taskflow_core.problems import NotFound, ValidationFailed
 
-from tasks_api import cursor
+from tasks_api.cursor import representable_in_utc
 
 # Query parameters that take one value; given twice they are ambiguous, hence refused.
 SINGLE_VALUED = ("completed", "q", "created_after", "created_before", "sort", "limit", "cursor")
@@ -64,6 +64,6 @@ def rfc3339(request: Request[Any, Any, Any], name: str, moment: datetime | None)
         raise ValidationFailed(
             name, "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T09:00:00Z"
         )
-    if not cursor.representable_in_utc(moment):
+    if not representable_in_utc(moment):
         raise ValidationFailed(name, "the instant must fall within years 1..9999 in UTC")
     return moment

@@ -9,15 +9,22 @@ from typing import Annotated
 import msgspec
 from taskflow_core.models import DESCRIPTION_MAX, TITLE_MAX, Priority
 
-# The length bound applies after trimming, so it is checked by `title_problem`, not by msgspec.
+# A title once surrounding whitespace is trimmed: 1-255 characters, none of them a control
+# character (Unicode Cc). The pattern says it for clients and the OpenAPI document;
+# `title_problem` says the same in words for the error message.
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+TITLE_PATTERN = rf"^\s*[^\s{_CONTROL}](?:[^{_CONTROL}]{{0,{TITLE_MAX - 2}}}[^\s{_CONTROL}])?\s*$"
 Title = Annotated[
     str,
     msgspec.Meta(
+        pattern=TITLE_PATTERN,
         description=f"1-{TITLE_MAX} characters once surrounding whitespace is trimmed; "
-        "no control characters."
+        "no control characters.",
     ),
 ]
-Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX)]
+Description = Annotated[
+    str, msgspec.Meta(max_length=DESCRIPTION_MAX, pattern=r"^[^\x00]*$", description="No NUL.")
+]
 # Fields a client may read but never write; named as such when a body carries them.
 READ_ONLY_FIELDS = frozenset({"id", "created_at", "updated_at", "version"})
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from taskflow_core.cache import Cache, body_format
 from taskflow_core.problems import NotFound, PreconditionFailed, Problem
 
-from tasks_api import cursor
+from tasks_api.cursor import MAX_ID, encode_cursor
 from tasks_api.etag import IfMatch, etag
 from tasks_api.queries import (
     ListQuery,
@@ -37,7 +37,6 @@ from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 # Cached pages are keyed by their body's format: a pod with another TaskPage shape never
 # reads pages an older or newer pod cached in the same Redis.
 PAGE_FORMAT = body_format(TaskPage)
-MAX_ID = cursor.MAX_ID
 TaskRecord: TypeAlias = Row[*tuple[Any, ...]]
 
 
@@ -127,7 +126,7 @@ async def _load_page(conn: AsyncConnection, query: ListQuery) -> bytes:
     if len(rows) > query.limit:
         last = page[-1]
         value = last.priority if query.sort.by_priority else last.created_at
-        next_cursor = cursor.encode(query.sort, Position(value, last.id))
+        next_cursor = encode_cursor(query.sort, Position(value, last.id))
     return msgspec.json.encode(
         TaskPage(items=[_task(row) for row in page], next_cursor=next_cursor)
     )
