@@ -109,14 +109,24 @@ def _without_identity(obj: Obj) -> str:
     return repr(obj).replace(name_of(obj), "<api>")
 
 
+def _pop_token_mount(obj: Obj) -> object:
+    """Takes automountServiceAccountToken out of a ServiceAccount or a Deployment's pod."""
+    holder = obj["spec"]["template"]["spec"] if obj["kind"] == "Deployment" else obj
+    return holder.pop("automountServiceAccountToken")
+
+
 def test_both_apis_come_from_one_manifest() -> None:
-    # The base writes the API workload once; the two services differ only by their identity.
-    docs = render("prod")
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+    # The base writes the API workload once; the two services differ only by their identity,
+    # and stats-api alone mounts its ServiceAccount token (GET /scaling reads the HPAs).
+    docs = copy.deepcopy(render("prod"))
+    kinds = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+    for kind in (*kinds, "ServiceAccount"):
         tasks = find(docs, kind, "tasks-api")
         stats = find(docs, kind, "stats-api")
         assert tasks is not None, kind
         assert stats is not None, kind
+        if kind in ("Deployment", "ServiceAccount"):
+            assert (_pop_token_mount(tasks), _pop_token_mount(stats)) == (False, True), kind
         assert _without_identity(tasks) == _without_identity(stats), kind
 
 

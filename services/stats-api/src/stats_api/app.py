@@ -1,24 +1,34 @@
 """The stats-api app factory (`stats_api.app:create_app`); building it connects to nothing.
 
-controllers.py  HTTP: StatsController (/stats)
+controllers.py  HTTP: StatsController (/stats), ScalingController (/scaling)
 service.py      StatsService: the cache key and the figures from the six count rows
-queries.py      the SQL; schemas.py the response body
+queries.py      the SQL; schemas.py the response bodies
+scaling/        ScalingWatcher: the namespace's HPAs and Deployments, watched in the background
 """
 
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.di import Provide
 from taskflow_core.plugin import TaskflowPlugin
 from taskflow_core.server import load_settings
-from taskflow_core.settings import Settings
+from taskflow_core.settings import Settings, load_or_exit
 
-from stats_api.controllers import StatsController
+from stats_api.controllers import ScalingController, StatsController
+from stats_api.scaling.cluster import find_cluster
+from stats_api.scaling.watcher import ScalingWatcher
 
 SERVICE = "stats-api"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings(SERVICE)
+    scaling = ScalingWatcher(load_or_exit(SERVICE, find_cluster))
     return Litestar(
-        route_handlers=[StatsController],
-        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
+        route_handlers=[StatsController, ScalingController],
+        dependencies={
+            "scaling_watcher": Provide(lambda: scaling, use_cache=True, sync_to_thread=False)
+        },
+        lifespan=[scaling.lifespan],
+        plugins=[TaskflowPlugin(service=SERVICE, settings=settings)],
     )
