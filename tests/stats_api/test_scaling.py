@@ -6,10 +6,10 @@ connection and `410 Gone`; and every call it makes must be one the stats-api Rol
 
 from __future__ import annotations
 
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +19,13 @@ from stats_api.scaling.resources import RESOURCES, VERBS
 
 from tests.support.apiserver import ApiServer, api_server, service_env
 from tests.support.loopback_http import serving_in_thread
+from tests.support.scaling_replay import (
+    AT_START,
+    FOLLOW_SECONDS,
+    STEPS,
+    Service,
+    wait_for_services,
+)
 from tests.support.stub_kube import (
     HPA_WATCH_2_10_2,
     STUB_TOKEN,
@@ -30,37 +37,8 @@ from tests.support.stub_kube import (
 
 REPO = Path(__file__).resolve().parents[2]
 STATS_API_RBAC = REPO / "deploy" / "base" / "stats-api" / "rbac.yaml"
-FOLLOW_SECONDS = 1.0  # the contract: /scaling follows the watch within a second
 # After a fault the watch waits at most its first backoff before it reconnects.
 RECOVER_SECONDS = FOLLOW_SECONDS + informer.FIRST_RETRY_SECONDS
-
-Service = dict[str, int | None]
-
-
-def service(
-    current: int, desired: int, ready: int, cpu: int, *, min_r: int = 2, max_r: int = 10
-) -> Service:
-    return {
-        "min_replicas": min_r,
-        "max_replicas": max_r,
-        "current_replicas": current,
-        "desired_replicas": desired,
-        "ready_replicas": ready,
-        "cpu_utilization_percent": cpu,
-        "target_cpu_utilization_percent": 50,
-    }
-
-
-# The recording (tests/support/data/hpa-watch-2-10-2.json) at these positions, in seconds:
-# current = Deployment status.replicas, desired = HPA status.desiredReplicas, ready = Deployment
-# status.readyReplicas, cpu = the HPA's measured CPU utilisation.
-AT_START = {"tasks-api": service(2, 2, 2, 3), "stats-api": service(2, 2, 2, 2)}
-STEPS: list[tuple[float, dict[str, Service]]] = [
-    (0.7, {"tasks-api": service(6, 6, 2, 210), "stats-api": service(2, 2, 2, 2)}),
-    (1.6, {"tasks-api": service(10, 10, 10, 160), "stats-api": service(4, 8, 4, 110)}),
-    (2.7, {"tasks-api": service(10, 10, 10, 72), "stats-api": service(10, 10, 10, 60)}),
-    (4.6, {"tasks-api": service(2, 2, 2, 3), "stats-api": service(2, 2, 2, 2)}),
-]
 
 
 def role_grants() -> set[tuple[str, str, str]]:
@@ -84,15 +62,7 @@ def get_scaling(server: ApiServer) -> httpx.Response:
 
 
 def wait_for(server: ApiServer, services: dict[str, Service], within: float) -> float:
-    """Poll /scaling until its services are `services`; the seconds it took."""
-    start = time.monotonic()
-    body: Any = None
-    while time.monotonic() - start < within:
-        body = get_scaling(server).json()
-        if body["services"] == services:
-            return time.monotonic() - start
-        time.sleep(0.02)
-    raise AssertionError(f"/scaling did not show {services} within {within}s; last: {body}")
+    return wait_for_services(server.base_url, services, within)
 
 
 @pytest.fixture
@@ -196,6 +166,32 @@ def test_410_gone_lists_again_and_the_watch_goes_on(
     for resource in RESOURCES:
         assert len(kube.calls_of("list", resource.plural)) == lists[resource.plural] + 1
     assert used(kube.calls) == role_grants()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "apiVersion: v1\nkind: Config\nclusters: []\n", "clusters: [\n"],
+    ids=["missing", "no-current-context", "not-yaml"],
+)
+def test_an_unusable_kubeconfig_stops_stats_api_at_start(
+    content: str | None, database_url: str, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    if content is not None:
+        kubeconfig.write_text(content)
+    env = service_env(database_url, KUBECONFIG=str(kubeconfig), HOST="127.0.0.1", PORT="9")
+    result = subprocess.run(
+        [sys.executable, "-m", "stats_api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "configuration error" in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"stats-api: configuration error: KUBECONFIG='{kubeconfig}'")
 
 
 def test_in_cluster_detection_reads_the_client_librarys_paths() -> None:

@@ -12,6 +12,7 @@ An unusable KUBECONFIG stops the process at start (configuration error naming th
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,11 +82,15 @@ def find_cluster(env: Env) -> Cluster | None:
 def _kubeconfig_namespace(kubeconfig: str) -> str:
     from kubernetes_asyncio import config
 
+    # Like kubectl, KUBECONFIG may list several files (merged); at least one must exist.
+    if not any(Path(p).expanduser().is_file() for p in kubeconfig.split(os.pathsep) if p):
+        raise ConfigError(f"{KUBECONFIG}={kubeconfig!r} names no existing file")
     try:
         _, current = config.list_kube_config_contexts(config_file=kubeconfig)
     except (config.ConfigException, OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        reason = " ".join(str(exc).split())  # one line, whatever the parser said
         raise ConfigError(
-            f"{KUBECONFIG}={kubeconfig!r} is not a usable kubeconfig: {exc}"
+            f"{KUBECONFIG}={kubeconfig!r} is not a usable kubeconfig: {reason}"
         ) from None
     if not current:
         raise ConfigError(f"{KUBECONFIG}={kubeconfig!r} has no current-context")
