@@ -53,7 +53,7 @@ async def follow(api: client.ApiClient, resource: Resource, namespace: str, stor
     while True:
         try:
             if store.version is None:
-                await _list(api, list_call, namespace, store)
+                await _list(list_call, namespace, store)
                 retry.reset()
             await _watch(list_call, namespace, store, retry)
         except ApiException as exc:
@@ -74,20 +74,27 @@ async def follow(api: client.ApiClient, resource: Resource, namespace: str, stor
             await retry.wait()
 
 
-async def _list(api: client.ApiClient, list_call: ListCall, namespace: str, store: Store) -> None:
-    listing = await list_call(
-        namespace, label_selector=LABEL_SELECTOR, _request_timeout=LIST_SECONDS
+async def _list(list_call: ListCall, namespace: str, store: Store) -> None:
+    """Replace the store with the objects as of now and the list's resourceVersion."""
+    response = await list_call(
+        namespace,
+        label_selector=LABEL_SELECTOR,
+        _preload_content=False,  # raw JSON, as the watch gives it: no typed models needed
+        _request_timeout=LIST_SECONDS,
     )
-    items = [api.sanitize_for_serialization(item) for item in listing.items]
-    store.objects = {item["metadata"]["name"]: item for item in items}
-    store.version = listing.metadata.resource_version
+    async with response:
+        if response.status != 200:  # the body is a Status, e.g. 403 Forbidden
+            raise ApiException(status=response.status, reason=response.reason)
+        listing = msgspec.json.decode(await response.read())
+    store.objects = {item["metadata"]["name"]: item for item in listing["items"] or []}
+    store.version = listing["metadata"]["resourceVersion"]
 
 
 async def _watch(list_call: ListCall, namespace: str, store: Store, retry: Backoff) -> None:
     """Apply events until the server ends the watch; `store.version` follows each event.
 
     The raw stream of the list call with watch=true: the client's Watch helper would build a
-    TLS context per stream and a typed model per event, neither of which this needs."""
+    TLS context per stream and a typed model per event, neither of which is needed here."""
     response = await list_call(
         namespace,
         watch=True,
