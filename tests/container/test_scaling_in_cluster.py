@@ -59,7 +59,7 @@ def test_stats_api_image_watches_through_its_mounted_service_account(
     kube, clock, url, ca = tls_stub
     account = service_account_dir(tmp_path / "serviceaccount", ca, kube.namespace)
     address = urlsplit(url)
-    _, base_url = start_api(
+    container, base_url = start_api(
         api_images["stats-api"],
         database_url,
         options=(*RESTRICTED, "--volume", f"{account}:{SERVICE_ACCOUNT}:ro"),
@@ -69,12 +69,15 @@ def test_stats_api_image_watches_through_its_mounted_service_account(
         },
     )
 
-    wait_for_services(base_url, AT_START, within=30)
-    body = httpx.get(f"{base_url}/scaling", timeout=5).json()
-    assert (body["in_cluster"], body["namespace"]) == (True, kube.namespace)
-    for position, services in STEPS:
-        clock.advance_to(position)
-        wait_for_services(base_url, services, within=FOLLOW_SECONDS)
+    try:
+        wait_for_services(base_url, AT_START, within=30)
+        body = httpx.get(f"{base_url}/scaling", timeout=5).json()
+        assert (body["in_cluster"], body["namespace"]) == (True, kube.namespace)
+        for position, services in STEPS:
+            clock.advance_to(position)
+            wait_for_services(base_url, services, within=FOLLOW_SECONDS)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nstats-api log:\n{container.logs()[-4000:]}") from None
 
     assert kube.calls
     for call in kube.calls:  # the mounted token, over TLS verified against the mounted ca.crt

