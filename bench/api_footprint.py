@@ -1,8 +1,9 @@
 """Memory and CPU footprint of one API process: the figures behind the Kubernetes requests/limits.
 
 Starts a throwaway PostgreSQL (1000 demo tasks) and Redis, then, for each API, one server
-process configured as the cluster runs it (deploy/base/config.yaml), driven by a separate
-load process so the driver's CPU is never counted. Reads /proc/<pid>/stat and status:
+process configured as the cluster runs it (deploy/base/config.yaml; stats-api also watching
+HPAs and Deployments for /scaling, from a loopback stand-in of the Kubernetes API), driven by a
+separate load process so the driver's CPU is never counted. Reads /proc/<pid>/stat and status:
 
     idle RSS and CPU, CPU per request for /health (the framework's floor, measured in the same
     run) and for the service's routes, peak RSS under load, and RSS after the load stops
@@ -20,6 +21,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +42,8 @@ from devstack.servers import (  # noqa: E402
     stop_process,
     wait_until,
 )
+from tests.support.loopback_http import serving_in_thread  # noqa: E402
+from tests.support.stub_kube import HPA_WATCH_2_10_2, StubKube, write_kubeconfig  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVICES = {
@@ -229,6 +233,10 @@ def main() -> None:
 
     postgres = PostgresServer().start()
     redis = RedisServer().start()
+    # In a cluster stats-api loads the Kubernetes client and watches (GET /scaling): the whole
+    # recorded 2 -> 10 -> 2 scaling replayed at once, so the watch holds its final objects.
+    kube = StubKube.from_file(HPA_WATCH_2_10_2, position=lambda: float("inf"))
+    scratch = tempfile.TemporaryDirectory(prefix="api-footprint-")
     try:
         database_url = postgres.create_database("taskflow_bench")
         seed_env = {**os.environ, "DATABASE_URL": database_url, "SEED_DEMO_TASKS": "1000"}
@@ -240,13 +248,20 @@ def main() -> None:
         migrate_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         env = {**cluster_settings(), "DATABASE_URL": database_url, "REDIS_URL": redis.url}
         results = []
-        for service in SERVICES:
-            for cache_ttl in (env["CACHE_TTL"], "0"):
-                run_env = {**env, "CACHE_TTL": cache_ttl}
-                results.append(measure(service, run_env, args.load_seconds, args.concurrency))
+        with serving_in_thread(kube.app()) as kube_url:
+            kubeconfig = write_kubeconfig(
+                Path(scratch.name) / "kubeconfig", kube_url, kube.namespace
+            )
+            watching = {"stats-api": {"KUBECONFIG": str(kubeconfig)}}
+            for service in SERVICES:
+                for cache_ttl in (env["CACHE_TTL"], "0"):
+                    run_env = {**env, **watching.get(service, {}), "CACHE_TTL": cache_ttl}
+                    results.append(measure(service, run_env, args.load_seconds, args.concurrency))
+            assert kube.calls_of("watch", "deployments"), "stats-api never watched"
         report(results)
         print(f"taskflow-migrate (upgrade + seed 1000) peak RSS: {mib(migrate_peak).strip()} MiB")
     finally:
+        scratch.cleanup()
         redis.remove()
         postgres.stop()
 

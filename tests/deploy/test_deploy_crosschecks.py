@@ -8,6 +8,7 @@ import os
 import re
 
 import pytest
+from stats_api.scaling.objects import SERVICES as SCALING_SERVICES
 from taskflow_core import migrate_command
 from taskflow_core.probes import READY_DB_TIMEOUT
 from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
@@ -201,16 +202,50 @@ def test_api_pods_run_migrate_first_on_their_own_image(overlay: str) -> None:
         assert {"cpu", "memory"} <= set(init["resources"]["requests"])
 
 
+# The APIs that call the Kubernetes API (stats-api's GET /scaling) and so mount a token.
+KUBE_API_CALLERS = {"stats-api"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_api_pods_spread_and_need_no_service_account_token(overlay: str) -> None:
-    for template in api_templates(rendered(overlay)):
-        spec = template.spec
-        assert spec["automountServiceAccountToken"] is False
+def test_api_pods_spread_and_only_stats_api_mounts_a_token(overlay: str) -> None:
+    docs = rendered(overlay)
+    for template in api_templates(docs):
+        spec, name = template.spec, name_of(template.owner)
+        mounts = name in KUBE_API_CALLERS
+        assert spec["automountServiceAccountToken"] is mounts, name
+        account = find(docs, "ServiceAccount", spec["serviceAccountName"])
+        assert account is not None, name
+        assert account["metadata"]["name"] == name  # one ServiceAccount per API
+        assert account["automountServiceAccountToken"] is mounts, name
         constraints = spec["topologySpreadConstraints"]
         assert constraints
         for constraint in constraints:
             assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
             assert selects(constraint["labelSelector"], template.labels)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_scaling_finds_each_api_by_name_label_and_cpu_metric(overlay: str) -> None:
+    # /scaling lists with a label selector on app.kubernetes.io/name, then reads the HPA and
+    # the Deployment named after each API and the HPA's Resource metric `cpu` (objects.py).
+    docs = rendered(overlay)
+    for name in SCALING_SERVICES:
+        hpa, deployment = (
+            find(docs, "HorizontalPodAutoscaler", name),
+            find(docs, "Deployment", name),
+        )
+        assert hpa is not None, name
+        assert deployment is not None, name
+        for obj in (hpa, deployment):
+            assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == name, ident(obj)
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        cpu = [m for m in hpa["spec"]["metrics"] if m["resource"]["name"] == "cpu"]
+        assert [m["type"] for m in cpu] == ["Resource"], name
+        assert cpu[0]["resource"]["target"]["type"] == "Utilization", name
 
 
 # --- Environment ---------------------------------------------------------------------------

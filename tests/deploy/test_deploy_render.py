@@ -109,14 +109,30 @@ def _without_identity(obj: Obj) -> str:
     return repr(obj).replace(name_of(obj), "<api>")
 
 
+def _pop_scaling_parts(obj: Obj) -> object:
+    """Takes out what only stats-api sets, for GET /scaling: the ServiceAccount token mount, and
+    the api container's memory (the Kubernetes client); returns the token mount."""
+    if obj["kind"] == "ServiceAccount":
+        return obj.pop("automountServiceAccountToken")
+    pod = obj["spec"]["template"]["spec"]
+    (api,) = [c for c in pod["containers"] if c["name"] == "api"]
+    for bound in ("requests", "limits"):
+        api["resources"][bound].pop("memory")
+    return pod.pop("automountServiceAccountToken")
+
+
 def test_both_apis_come_from_one_manifest() -> None:
-    # The base writes the API workload once; the two services differ only by their identity.
-    docs = render("prod")
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+    # The base writes the API workload once; the two services differ only by their identity,
+    # and by what stats-api's GET /scaling needs: a mounted token and memory for the client.
+    docs = copy.deepcopy(render("prod"))
+    kinds = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+    for kind in (*kinds, "ServiceAccount"):
         tasks = find(docs, kind, "tasks-api")
         stats = find(docs, kind, "stats-api")
         assert tasks is not None, kind
         assert stats is not None, kind
+        if kind in ("Deployment", "ServiceAccount"):
+            assert (_pop_scaling_parts(tasks), _pop_scaling_parts(stats)) == (False, True), kind
         assert _without_identity(tasks) == _without_identity(stats), kind
 
 

@@ -6,6 +6,8 @@ import copy
 
 import pytest
 import yaml
+from stats_api.scaling.resources import RESOURCES as SCALING_RESOURCES
+from stats_api.scaling.resources import VERBS as SCALING_VERBS
 
 from tests.deploy.deploy_model import (
     DEPLOY,
@@ -13,6 +15,7 @@ from tests.deploy.deploy_model import (
     Obj,
     PodTemplate,
     container_ports,
+    find,
     ident,
     load_yaml_documents,
     name_of,
@@ -26,7 +29,7 @@ from tests.deploy.deploy_model import (
 from tests.deploy.pod_security import restricted_violations
 
 # Workloads that call the Kubernetes API and so mount a ServiceAccount token.
-API_CLIENTS = {"prometheus", "loadgen"}
+API_CLIENTS = {"prometheus", "loadgen", "stats-api"}
 
 
 def rendered(overlay: str) -> tuple[Obj, ...]:
@@ -223,6 +226,42 @@ def test_prometheus_may_only_read_what_its_discovery_uses() -> None:
     ]
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stats_api_may_only_list_and_watch_what_scaling_reads(overlay: str) -> None:
+    # The grants are derived from the calls the code makes (scaling/resources.py); the stub API
+    # test in tests/stats_api/test_scaling.py shows the running code makes exactly those.
+    docs = rendered(overlay)
+    role = find(docs, "Role", "stats-api")
+    assert role is not None
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        (r.group, r.plural, verb) for r in SCALING_RESOURCES for verb in SCALING_VERBS
+    }
+    bindings = [b for b in of_kind(docs, "RoleBinding") if b["roleRef"]["name"] == "stats-api"]
+    assert [name_of(b) for b in bindings] == ["stats-api"]
+    assert bindings[0]["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "stats-api",
+    }
+    assert bindings[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "stats-api", "namespace": "taskflow"}
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_role_is_bound_to_tasks_api(overlay: str) -> None:
+    for binding in of_kind(rendered(overlay), "RoleBinding"):
+        for subject in binding["subjects"]:
+            assert subject["name"] != "tasks-api", ident(binding)
+
+
 # --- NetworkPolicy (loadtest is the overlay that carries the component) -----------------------
 
 NETWORK_POLICY_OVERLAYS = ("loadtest",)
@@ -379,5 +418,7 @@ def test_apiserver_egress_only_for_api_clients() -> None:
     }
     assert selected <= API_CLIENTS
     assert "prometheus" in selected
+    assert "stats-api" in selected
+    assert "tasks-api" not in selected
     (rule,) = policy["spec"]["egress"]
     assert {p["port"] for p in rule["ports"]} == {443, 6443}

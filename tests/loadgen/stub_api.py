@@ -83,16 +83,6 @@ class StubApi:
         return web.json_response({"total": len(self.tasks)})
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Start on a free loopback port; returns the runner and the base URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @dataclass
 class Finished:
     returncode: int

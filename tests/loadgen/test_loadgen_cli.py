@@ -15,7 +15,8 @@ from aiohttp import web
 from loadgen.cli import main
 from loadgen.config import DEFAULT_MERGED, DEFAULT_REPORT
 
-from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
+from tests.loadgen.stub_api import StubApi, free_port, run_loadgen
+from tests.support.loopback_http import serve
 
 SCHEMA = json.loads(files("loadgen").joinpath("report.schema.json").read_text())
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
 
-from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
-from tests.loadgen.stub_kube import StubKube
+from tests.loadgen.stub_api import StubApi, free_port, run_loadgen
+from tests.support.loopback_http import serve
+from tests.support.stub_kube import HPA_WATCH_2_10_2, StubKube
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDING = Path(__file__).parent / "data" / "hpa-watch-2-10-2.json"
 COMPONENT = REPO / "deploy" / "components" / "loadgen"
 LOAD_SECONDS = 3.0
 TOLERANCE = 0.3  # seconds: process scheduling between the stub and the generator
@@ -67,10 +68,15 @@ async def _scrape_until(url: str, needle: str, run: asyncio.Task[object]) -> str
     return text
 
 
+def _since(start: float | None) -> float | None:
+    """The replay runs on the load's clock: seconds since the first load request."""
+    return None if start is None else time.monotonic() - start
+
+
 async def test_hpa_timeline_from_a_replayed_watch_stream(tmp_path: Path) -> None:
     api = StubApi()
     api_runner, api_url = await serve(api.app())
-    kube = StubKube.from_file(RECORDING, origin=lambda: api.first_request)
+    kube = StubKube.from_file(HPA_WATCH_2_10_2, position=lambda: _since(api.first_request))
     kube_runner, kube_url = await serve(kube.app())
     metrics_port = free_port()
     report_path = tmp_path / "report.json"

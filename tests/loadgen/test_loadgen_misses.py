@@ -14,7 +14,8 @@ from loadgen.scheduler import OpenModel
 from loadgen.stats import EndpointStats, RunStats, StageStats
 from loadgen.transport import AiohttpTransport
 
-from tests.loadgen.stub_api import StubApi, run_loadgen, serve
+from tests.loadgen.stub_api import StubApi, run_loadgen
+from tests.support.loopback_http import serve
 
 RATE, DURATION = 100, 1.5
 BLOCK_AT, BLOCK_FOR = 0.5, 0.3  # the generator's own loop is blocked for this long

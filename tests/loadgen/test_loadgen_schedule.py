@@ -17,7 +17,8 @@ from loadgen.scheduler import OpenModel
 from loadgen.stats import EndpointStats, RunStats, StageStats
 from loadgen.transport import AiohttpTransport
 
-from tests.loadgen.stub_api import StubApi, free_port, run_loadgen, serve
+from tests.loadgen.stub_api import StubApi, free_port, run_loadgen
+from tests.support.loopback_http import serve
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ everything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
@@ -37,11 +37,19 @@ ENGINE_DEPENDENCY = "db_engine"
 
 
 def create_api(
-    service: str, route_handlers: list[ControllerRouterHandler], settings: Settings
+    service: str,
+    route_handlers: list[ControllerRouterHandler],
+    settings: Settings,
+    *,
+    dependencies: dict[str, Provide] | None = None,
+    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
 ) -> Litestar:
-    """The service's handlers wired by TaskflowPlugin, with HEAD and OPTIONS as documented."""
+    """The service's handlers (plus its own dependencies and lifespan hooks) wired by
+    TaskflowPlugin, with HEAD and OPTIONS as documented."""
     app = Litestar(
         route_handlers=route_handlers,
+        dependencies=dependencies,
+        lifespan=list(lifespan),
         # Before Litestar's own schema plugins, so it documents Structs that refuse extra fields.
         plugins=[openapi.StrictStructSchemaPlugin(), TaskflowPlugin(service, settings)],
     )
