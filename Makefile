@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help deps up fmt lint types test test-all bench
 
 help:
-	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000) and stats-api (:8001) locally"
+	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000), stats-api (:8001) and the UI (:8080) locally"
 	@echo "make test      format, lint, types, unit and integration tests (no Docker)"
 	@echo "make test-all  everything in 'make test' plus container and end-to-end tests"
 	@echo "make fmt       apply ruff's formatting and safe fixes"
@@ -38,6 +38,7 @@ test: lint types
 	$(PYTEST) -m "not container and not e2e"
 
 test-all: test
+	@BOOTSTRAP_TOOLS="chromium curl" scripts/bootstrap.sh
 	$(PYTEST) -m "container or e2e"
 
 bench:
