@@ -70,8 +70,7 @@ def _check_free(listener: Listener, port: int) -> None:
             sock.bind((LOOPBACK, port))
         except OSError:
             raise SystemExit(
-                f"{listener.name}: port {port} on {LOOPBACK} is taken; "
-                f"set {listener.port_variable}"
+                f"{listener.name}: port {port} on {LOOPBACK} is taken; set {listener.port_variable}"
             ) from None
 
 

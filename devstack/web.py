@@ -22,9 +22,7 @@ EXPORTER = "prometheus-nginx-exporter"
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (c for c in NGINX_CANDIDATES if Path(c).is_file()), None
-    )
+    found = shutil.which("nginx") or next((c for c in NGINX_CANDIDATES if Path(c).is_file()), None)
     if found is None:
         raise FileNotFoundError("nginx not found (apt-get install nginx)")
     return found

@@ -38,10 +38,10 @@ directory() { # NAME VALUE: an absolute path nginx can take as it is
     esac
 }
 
-HOST="${HOST:-0.0.0.0}"
-PORT="${PORT:-8080}"
-STATUS_PORT="${STATUS_PORT:-8081}"
-RUNTIME_DIR="${RUNTIME_DIR:-/tmp/nginx}"
+HOST="${HOST-0.0.0.0}"
+PORT="${PORT-8080}"
+STATUS_PORT="${STATUS_PORT-8081}"
+RUNTIME_DIR="${RUNTIME_DIR-/tmp/nginx}"
 [ -n "${TASKS_API_ADDRESS:-}" ] || fail "TASKS_API_ADDRESS is required (host:port of tasks-api)"
 [ -n "${STATS_API_ADDRESS:-}" ] || fail "STATS_API_ADDRESS is required (host:port of stats-api)"
 [ -n "${STATIC_ROOT:-}" ] || fail "STATIC_ROOT is required (the directory of the UI's files)"

@@ -216,7 +216,20 @@ async function toggle(id, checkbox) {
   fresh?.focus();
 }
 
-function openEditor(id) {
+/** Opens the inline editor on the task as it is now (read with its ETag, which Save sends). */
+async function openEditor(id) {
+  try {
+    const { data, etag } = await getTask(id);
+    show(data, etag);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      forget(id);
+      say("This task was deleted elsewhere.", "error");
+    } else {
+      say(describeError(error), "error");
+    }
+    return;
+  }
   const task = state.tasks.get(id);
   const current = rowOf(id);
   if (!task || !current) return;
