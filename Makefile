@@ -14,7 +14,7 @@ help:
 	@echo "make test-all  everything in 'make test' plus container and end-to-end tests"
 	@echo "make fmt       apply ruff's formatting and safe fixes"
 	@echo "make bench     run the benchmarks and print their figures"
-	@echo "make images    build tasks-api, stats-api, loadgen (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm"
+	@echo "make images    build tasks-api, stats-api, loadgen, web (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm NGINX_IMAGE=taskflow-ci/nginx-base:trixie"
 	@echo "make cluster   kind cluster with Calico (enforces NetworkPolicy) and metrics-server"
 
 deps:
