@@ -13,8 +13,17 @@ import httpx
 import pytest
 
 from devstack.servers import free_port
-from tests.container.dockerctl import CHECKOUT_TAG, DEV, DOCKER, REPO, RESTRICTED, Container, build
-from tests.container.dockerctl import tar_of, wait_http
+from tests.container.dockerctl import (
+    CHECKOUT_TAG,
+    DEV,
+    DOCKER,
+    REPO,
+    RESTRICTED,
+    Container,
+    build,
+    tar_of,
+    wait_http,
+)
 from tests.support.api_process import ApiProcess, running
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]

@@ -45,8 +45,9 @@ def web_template(docs: tuple[Obj, ...]) -> PodTemplate:
 
 
 def container(template: PodTemplate, name: str) -> Obj:
-    (found,) = [c for c in template.spec["containers"] if c["name"] == name]
-    return found
+    found: list[Obj] = [c for c in template.spec["containers"] if c["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
 
 
 def placeholders() -> set[str]:
@@ -144,7 +145,8 @@ def test_web_artifact_syncs_only_the_static_files() -> None:
     assert artifact["context"] == "."
     assert artifact["docker"]["dockerfile"] == "services/web/Dockerfile"
     (rule,) = artifact["sync"]["manual"]
-    assert rule["dest"] == "/app" and "strip" not in rule
+    assert rule["dest"] == "/app"
+    assert "strip" not in rule
     assert "STATIC_ROOT=/app/services/web/static" in DOCKERFILE
     pattern = glob_to_regex(rule["src"])
     for path in ("services/web/static/index.html", "services/web/static/js/tasks.js",
