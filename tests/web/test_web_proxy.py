@@ -149,7 +149,7 @@ def test_a_body_over_64_kib_is_refused_by_nginx(stack: MakeUp) -> None:
     problem = assert_problem(answer, 413, "70 KiB body")
     assert problem["type"] == "https://taskflow.dev/problems/payload-too-large"
     assert_security_headers(answer, "413")
-    # Just under the limit still reaches the API (which judges the title itself).
+    # Under the limit the body reaches the API (which judges the title itself).
     small = json.dumps({"title": "x" * 300}).encode()
     answer = curl(
         f"{stack.urls['web']}/api/tasks",
@@ -161,6 +161,19 @@ def test_a_body_over_64_kib_is_refused_by_nginx(stack: MakeUp) -> None:
     )
     assert answer.status == 400
     assert json.loads(answer.body)["errors"][0]["field"] == "title"
+
+
+def test_a_created_task_is_located_at_its_public_path(stack: MakeUp) -> None:
+    body = json.dumps({"title": "located through web"}).encode()
+    answer = curl(
+        f"{stack.urls['web']}/api/tasks",
+        *("-X", "POST", "-H", "Content-Type: application/json"),
+        data=body,
+    )
+    assert answer.status == 201
+    task_id = json.loads(answer.body)["id"]
+    assert answer.header("location") == f"/api/tasks/{task_id}"
+    assert curl(f"{stack.urls['web']}/api/tasks/{task_id}", "-X", "DELETE").status == 204
 
 
 def test_healthz_answers_for_the_probes(stack: MakeUp) -> None:
