@@ -41,8 +41,9 @@ def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str
     process, output = make_up.process, make_up.banner
     assert process.poll() is None, output
     tasks, stats, web = make_up.tasks_port, make_up.stats_port, make_up.web_port
-    # The UI's URL is the first address printed.
-    first_url = re.search(r"http://\S+", output)
+    # The UI's URL is the first address of the banner.
+    banner = output[output.index("TaskFlow is up") :]
+    first_url = re.search(r"http://\S+", banner)
     assert first_url is not None, output
     assert first_url.group(0) == f"http://127.0.0.1:{web}/"
     assert f"http://127.0.0.1:{tasks}/tasks" in output
