@@ -66,6 +66,8 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 
 def _check_free(listener: Listener, port: int) -> None:
     with socket.socket() as sock:
+        # As the servers bind (SO_REUSEADDR): a port left in TIME_WAIT is free for them too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:

@@ -65,6 +65,8 @@ def running_make_up(extra_env: Mapping[str, str] | None = None) -> Iterator[Make
     )
     try:
         lines = _read_until_up(process)
+        if not any("try: curl" in line for line in lines):
+            raise RuntimeError("make up did not come up:\n" + "".join(lines)[-4000:])
         stack = MakeUp(
             process,
             ports["TASKS_API_PORT"],
