@@ -9,12 +9,12 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help deps up fmt lint types test test-all bench
 
 help:
-	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000) and stats-api (:8001) locally"
+	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000), stats-api (:8001) and the UI (:8080) locally"
 	@echo "make test      format, lint, types, unit and integration tests (no Docker)"
 	@echo "make test-all  everything in 'make test' plus container and end-to-end tests"
 	@echo "make fmt       apply ruff's formatting and safe fixes"
 	@echo "make bench     run the benchmarks and print their figures"
-	@echo "make images    build tasks-api, stats-api, loadgen (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm"
+	@echo "make images    build tasks-api, stats-api, loadgen, web (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm NGINX_IMAGE=taskflow-ci/nginx-base:trixie"
 	@echo "make cluster   kind cluster with Calico (enforces NetworkPolicy) and metrics-server"
 
 deps:
@@ -38,6 +38,7 @@ test: lint types
 	$(PYTEST) -m "not container and not e2e"
 
 test-all: test
+	@BOOTSTRAP_TOOLS="chromium curl" scripts/bootstrap.sh
 	$(PYTEST) -m "container or e2e"
 
 bench:

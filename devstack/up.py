@@ -1,4 +1,5 @@
-"""`make up`: PostgreSQL, Redis, migrations with 1000 demo tasks, and both APIs on loopback.
+"""`make up`: PostgreSQL, Redis, migrations with 1000 demo tasks, both APIs and the web entry point
+(nginx with the UI, and its metrics exporter) on loopback.
 
 Runs in the foreground; Ctrl-C or SIGTERM stops everything it started, nothing left running.
 """
@@ -20,15 +21,17 @@ from types import FrameType
 import httpx
 
 from devstack.servers import LOOPBACK, PostgresServer, RedisServer, stop_process, wait_until
+from devstack.web import WebServer
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_TASKS = 1000
 
 
 @dataclass(frozen=True)
-class Api:
+class Listener:
+    """A server `make up` starts on a fixed loopback port that a variable overrides."""
+
     name: str
-    module: str
     port_variable: str
     default_port: int
 
@@ -39,10 +42,18 @@ class Api:
         return int(raw)
 
 
+@dataclass(frozen=True)
+class Api(Listener):
+    module: str
+
+
 APIS = (
-    Api("tasks-api", "tasks_api", "TASKS_API_PORT", 8000),
-    Api("stats-api", "stats_api", "STATS_API_PORT", 8001),
+    Api("tasks-api", "TASKS_API_PORT", 8000, "tasks_api"),
+    Api("stats-api", "STATS_API_PORT", 8001, "stats_api"),
 )
+WEB = Listener("web", "WEB_PORT", 8080)
+WEB_METRICS = Listener("web metrics exporter", "WEB_METRICS_PORT", 9113)
+LISTENERS = (WEB, *APIS, WEB_METRICS)
 
 
 class Stop(Exception):
@@ -53,13 +64,15 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
-def _check_free(api: Api, port: int) -> None:
+def _check_free(listener: Listener, port: int) -> None:
     with socket.socket() as sock:
+        # As the servers bind (SO_REUSEADDR): a port left in TIME_WAIT is free for them too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
             raise SystemExit(
-                f"{api.name}: port {port} on {LOOPBACK} is taken; set {api.port_variable}"
+                f"{listener.name}: port {port} on {LOOPBACK} is taken; set {listener.port_variable}"
             ) from None
 
 
@@ -103,10 +116,11 @@ def _ready(port: int) -> bool:
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    ports = {api.name: api.port() for api in APIS}
-    for api in APIS:
-        _check_free(api, ports[api.name])
+    ports = {listener.name: listener.port() for listener in LISTENERS}
+    for listener in LISTENERS:
+        _check_free(listener, ports[listener.name])
     processes: list[subprocess.Popen[bytes]] = []
+    web: WebServer | None = None
     postgres = PostgresServer()
     redis_server = RedisServer()
     try:
@@ -121,8 +135,15 @@ def main() -> int:
                     processes.append(_start_api(api, env))
                 for api in APIS:
                     wait_until(lambda port=ports[api.name]: _ready(port), 60, api.name)
+                web = WebServer(
+                    ports[WEB.name],
+                    f"{LOOPBACK}:{ports['tasks-api']}",
+                    f"{LOOPBACK}:{ports['stats-api']}",
+                    metrics_port=ports[WEB_METRICS.name],
+                )
+                web.start()
                 _print_banner(ports, database_url, redis_server.url)
-                while all(process.poll() is None for process in processes):
+                while all(process.poll() is None for process in [*processes, *web.processes]):
                     time.sleep(0.5)
                 print("up: a service exited; stopping everything", file=sys.stderr)
                 return 1
@@ -130,6 +151,8 @@ def main() -> int:
                 # A second Ctrl-C during cleanup must not leave servers behind.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                if web is not None:
+                    web.stop()
                 for process in processes:
                     stop_process(process, grace=25)
     except Stop as stop:
@@ -138,14 +161,16 @@ def main() -> int:
 
 
 def _print_banner(ports: dict[str, int], database_url: str, redis_url: str) -> None:
-    tasks, stats = ports["tasks-api"], ports["stats-api"]
+    tasks, stats, web = ports["tasks-api"], ports["stats-api"], ports[WEB.name]
     print(
         "\nTaskFlow is up (Ctrl-C stops everything):\n"
+        f"  UI          http://{LOOPBACK}:{web}/   (nginx: /api/tasks, /api/stats, /api/scaling)\n"
         f"  tasks-api   http://{LOOPBACK}:{tasks}/tasks   (OpenAPI: /schema/openapi.json)\n"
         f"  stats-api   http://{LOOPBACK}:{stats}/stats\n"
         f"  PostgreSQL  {database_url}\n"
         f"  Redis       {redis_url}\n"
-        f"  try: curl 'localhost:{tasks}/tasks?priority=high&completed=false'\n",
+        f"  web metrics http://{LOOPBACK}:{ports[WEB_METRICS.name]}/metrics   (nginx exporter)\n"
+        f"  try: curl 'localhost:{web}/api/tasks?priority=high&completed=false'\n",
         flush=True,
     )
 

@@ -1,14 +1,17 @@
 # Images and container tests. Included by the Makefile; expects PYTEST and the `deps` target.
-#   make images                                    build tasks-api, stats-api, loadgen (tag :dev)
-#   make images PYTHON_IMAGE=taskflow-ci/python-base:bookworm   on the offline stand-in base
+#   make images                                    build tasks-api, stats-api, loadgen, web (tag :dev)
+#   make images PYTHON_IMAGE=taskflow-ci/python-base:bookworm NGINX_IMAGE=taskflow-ci/nginx-base:trixie
+#                                                  on the offline stand-in bases
 #   make test-container                            build and run the images (tests/container)
 # scripts/docker-engine.sh reuses a Docker daemon that answers, or starts one (no bridge) and
 # stops it afterwards. Debian's client (/usr/bin/docker) brings BuildKit; elsewhere `docker`.
 DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
-IMAGES ?= tasks-api stats-api loadgen
+IMAGES ?= tasks-api stats-api loadgen web
 IMAGE_TAG ?= dev
 PYTHON_IMAGE ?=
+NGINX_IMAGE ?=
 STANDIN_BASE := taskflow-ci/python-base:bookworm
+NGINX_STANDIN_BASE := taskflow-ci/nginx-base:trixie
 
 .PHONY: images test-container base-image build-images
 
@@ -23,6 +26,7 @@ base-image:
 # size and mtime match the previous build's, so tasks-api and stats-api could swap Dockerfiles.
 build-images:
 	@$(if $(filter $(STANDIN_BASE),$(PYTHON_IMAGE)),DOCKER=$(DOCKER) scripts/base-image.sh)
+	@$(if $(filter $(NGINX_STANDIN_BASE),$(NGINX_IMAGE)),DOCKER=$(DOCKER) scripts/base-image.sh nginx)
 	@set -e; staging=$$(mktemp -d); trap 'rm -rf "$$staging"' EXIT; \
 	for svc in $(IMAGES); do \
 	  echo "== $$svc:$(IMAGE_TAG)"; start=$$(date +%s); \
@@ -30,6 +34,7 @@ build-images:
 	  cp services/$$svc/Dockerfile services/$$svc/Dockerfile.dockerignore "$$staging/$$svc/"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --network host \
 	    $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+	    $(if $(NGINX_IMAGE),--build-arg NGINX_IMAGE=$(NGINX_IMAGE)) \
 	    -f "$$staging/$$svc/Dockerfile" -t $$svc:$(IMAGE_TAG) . ; \
 	  echo "== $$svc:$(IMAGE_TAG) built in $$(( $$(date +%s) - start ))s"; \
 	done

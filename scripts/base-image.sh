@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
-# Builds the offline stand-in for python:3.12-slim-bookworm (docs/architecture.md): a debootstrap
-# minbase with python3, venv, CA certificates and tar, imported as one image. Cached: when
-# the image exists already, nothing happens. Needs a Docker daemon that answers (docker-engine.sh).
+# Builds an offline stand-in base image (docs/architecture.md) from Debian packages with
+# debootstrap, imported as one image. Cached: when the image exists already, nothing happens.
+# Needs a Docker daemon that answers (docker-engine.sh).
+#   scripts/base-image.sh          python:3.12-slim-bookworm's stand-in: python3, venv, CA certificates, tar
+#   scripts/base-image.sh nginx    the web image's base (nginx:1.26.3-bookworm): Debian 13's nginx,
+#                                  the same nginx version as the pinned image, and tar for Skaffold's sync
 set -euo pipefail
 
-IMAGE="${TASKFLOW_BASE_IMAGE:-taskflow-ci/python-base:bookworm}"
-SUITE=bookworm
+KIND="${1:-python}"
+case "$KIND" in
+    python)
+        IMAGE="${TASKFLOW_BASE_IMAGE:-taskflow-ci/python-base:bookworm}"
+        SUITE=bookworm
+        PACKAGES=python3,python3-venv,ca-certificates,tar
+        ;;
+    nginx)
+        IMAGE="${TASKFLOW_NGINX_BASE_IMAGE:-taskflow-ci/nginx-base:trixie}"
+        SUITE=trixie
+        PACKAGES=nginx,ca-certificates,tar
+        ;;
+    *) echo "base-image: unknown kind '$KIND' (python or nginx)" >&2; exit 2 ;;
+esac
 DOCKER="${DOCKER:-/usr/bin/docker}"
 
 log() { echo "base-image: $*" >&2; }
@@ -41,13 +56,14 @@ command -v debootstrap >/dev/null || {
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
 }
-MIRROR="${TASKFLOW_DEBIAN_MIRROR:-$(apt_mirror)}" || { log "no $SUITE mirror in the apt sources"; exit 1; }
+# Any suite comes from the mirror that serves bookworm (one Debian archive holds them all).
+MIRROR="${TASKFLOW_DEBIAN_MIRROR:-$(SUITE=bookworm apt_mirror)}" || { log "no Debian mirror in the apt sources"; exit 1; }
 CA_BUNDLE="${TASKFLOW_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 WORK="$(mktemp -d /tmp/taskflow-base.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 log "debootstrap $SUITE from $MIRROR (about a minute)"
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,tar \
+debootstrap --variant=minbase --include="$PACKAGES" \
     "$SUITE" "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -n 30 "$WORK/debootstrap.log" >&2
     exit 1

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
-# Tools a verb asks for on top (`make bench` needs wrk for its ceiling): BOOTSTRAP_TOOLS="wrk".
+# The web entry point of `make up`: nginx (in /usr/sbin, often not on a user's PATH) and its exporter.
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v prometheus-nginx-exporter >/dev/null || missing+=(prometheus-nginx-exporter)
+# Tools a verb asks for on top, each a command named as its Debian package (`make bench` needs
+# wrk for its ceiling; `make test-all` chromium and curl for the browser and proxy tests).
 for tool in ${BOOTSTRAP_TOOLS:-}; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -17,7 +21,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the servers it just installed on the standard ports; ours use free ports.
-  for service in postgresql redis-server; do
+  for service in postgresql redis-server nginx prometheus-nginx-exporter; do
     [[ " ${missing[*]} " == *" $service "* ]] && { systemctl disable --now "$service" >/dev/null 2>&1 || true; }
   done
 fi

@@ -73,16 +73,22 @@ class Build:
 
 
 def build(
-    service: str, tag: str, context: Path = REPO, base: str = STANDIN_BASE, timeout: float = 900
+    service: str,
+    tag: str,
+    context: Path = REPO,
+    base: str = STANDIN_BASE,
+    timeout: float = 900,
+    base_arg: str = "PYTHON_IMAGE",
 ) -> Build:
-    """Build services/<service>/Dockerfile from `context` (the repo root) on `base`."""
+    """Build services/<service>/Dockerfile from `context` (the repo root) on `base`, given to
+    the Dockerfile as the build argument `base_arg`."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="taskflow-dockerfile-") as staging:
         dockerfile = stage_dockerfile(context / "services" / service / "Dockerfile", Path(staging))
         result = docker(
             "build",
             "--network", "host",
-            "--build-arg", f"PYTHON_IMAGE={base}",
+            "--build-arg", f"{base_arg}={base}",
             "--progress", "plain",
             "-f", str(dockerfile),
             "-t", tag,

@@ -113,7 +113,11 @@ def test_root_filesystems_are_read_only_except_where_dev_syncs(overlay: str) -> 
         for container in template.containers():
             writable = container["securityContext"].get("readOnlyRootFilesystem") is not True
             is_api_server = api_pod and container in template.spec["containers"]
-            expected = overlay == "dev" and is_api_server
+            # Skaffold syncs the UI's static files into the web container (not the exporter).
+            is_web_server = template.labels.get("app.kubernetes.io/name") == "web" and (
+                container["name"] == "web"
+            )
+            expected = overlay == "dev" and (is_api_server or is_web_server)
             assert writable == expected, f"{overlay} {template.name}/{container['name']}"
 
 
@@ -155,14 +159,21 @@ def test_only_api_clients_mount_a_service_account_token(overlay: str) -> None:
 ENTRY_POINT_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute"}
 
 
+# Overlays whose web Service is a LoadBalancer (laptop clusters); prod keeps every Service
+# ClusterIP behind your own authenticated Ingress or Gateway.
+LOAD_BALANCED_OVERLAYS = ("dev", "loadtest")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_no_overlay_ships_a_public_entry_point(overlay: str) -> None:
-    # Authentication is out of scope, so nothing is reachable from outside the cluster:
-    # port-forwards in dev, your own authenticated Ingress or Gateway in production.
+def test_only_web_is_public_and_only_on_laptop_overlays(overlay: str) -> None:
+    # Authentication is out of scope: no Ingress or Gateway ships; only web, which exposes
+    # nothing but the UI and the API routes, may be a LoadBalancer, and only in dev/loadtest.
     docs = rendered(overlay)
     assert not [ident(d) for d in docs if d["kind"] in ENTRY_POINT_KINDS]
     for service in of_kind(docs, "Service"):
-        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", ident(service)
+        public = overlay in LOAD_BALANCED_OVERLAYS and name_of(service) == "web"
+        expected = "LoadBalancer" if public else "ClusterIP"
+        assert service["spec"].get("type", "ClusterIP") == expected, ident(service)
         assert "externalIPs" not in service["spec"], ident(service)
     for template in pod_templates(docs):
         assert not template.spec.get("hostNetwork", False), template.name
@@ -375,6 +386,25 @@ def test_exactly_the_designed_flows_are_open() -> None:
     smoke = by_name(pods, "smoke")
     assert allowed(docs, smoke, tasks, 8000)
     assert not allowed(docs, smoke, postgres, 5432)
+    web = by_name(pods, "web")
+    for api in (tasks, stats):
+        assert allowed(docs, web, api, 8000), "web proxies to both APIs"
+    # Anything may reach web's port (clients outside the cluster come through the Service);
+    # only Prometheus its exporter.
+    open_to_all = [
+        rule
+        for policy in policies(docs, "Ingress")
+        if selects(policy["spec"]["podSelector"], web.labels)
+        for rule in policy["spec"].get("ingress", [])
+        if "from" not in rule
+    ]
+    assert [[p["port"] for p in rule["ports"]] for rule in open_to_all] == [["http"]]
+    assert allowed(docs, smoke, web, 8080)
+    assert allowed(docs, prometheus, web, 9113), "Prometheus scrapes web's exporter"
+    assert not allowed(docs, grafana, web, 9113)
+    assert not allowed(docs, web, postgres, 5432)
+    assert not allowed(docs, web, redis, 6379)
+    assert not allowed(docs, web, prometheus, 9090)
     if overlay_missing_reason("loadtest") is None:
         loadgen = by_name(pods, "loadgen")
         assert allowed(docs, loadgen, tasks, 8000)

@@ -278,9 +278,9 @@ def test_verify_runs_in_cluster_with_a_restricted_job() -> None:
     assert container["name"] == case["container"]["name"]
     assert not {"image", "command", "args"} & set(container), "written in skaffold.yaml"
     script = " ".join(case["container"]["args"])
-    for url in ("tasks-api.taskflow.svc", "stats-api.taskflow.svc"):
+    for url in ("tasks-api.taskflow.svc", "stats-api.taskflow.svc", "web.taskflow.svc"):
         assert url in script
-    for path in ("/ready", "/tasks", "/stats"):
+    for path in ("/ready", "/tasks", "/stats", '$web/"', "$web/api/stats"):
         assert path in script
 
 
@@ -288,6 +288,7 @@ def test_port_forwards_name_real_services() -> None:
     docs = render("dev")
     forwards = skaffold_config()["portForward"]
     assert {f["resourceName"] for f in forwards} == {
+        "web",
         "tasks-api",
         "stats-api",
         "grafana",

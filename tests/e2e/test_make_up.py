@@ -38,9 +38,14 @@ def _session_pids(sid: int) -> list[int]:
 
 @pytest.mark.parametrize("how", ["sigterm-to-make", "ctrl-c-to-group"])
 def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str) -> None:
-    process, output = make_up.process, make_up.output
+    process, output = make_up.process, make_up.banner
     assert process.poll() is None, output
-    tasks, stats = make_up.tasks_port, make_up.stats_port
+    tasks, stats, web = make_up.tasks_port, make_up.stats_port, make_up.web_port
+    # The UI's URL is the first address of the banner.
+    banner = output[output.index("TaskFlow is up") :]
+    first_url = re.search(r"http://\S+", banner)
+    assert first_url is not None, output
+    assert first_url.group(0) == f"http://127.0.0.1:{web}/"
     assert f"http://127.0.0.1:{tasks}/tasks" in output
     assert f"http://127.0.0.1:{stats}/stats" in output
     datastore_ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)/", output)]
@@ -53,6 +58,9 @@ def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str
     assert all(item["priority"] == "high" and not item["completed"] for item in items)
     body = httpx.get(f"http://localhost:{stats}/stats", timeout=10).json()
     assert body["total"] == 1000
+    assert httpx.get(f"http://localhost:{web}/api/stats", timeout=10).json() == body
+    metrics = httpx.get(f"{make_up.urls['web_metrics']}/metrics", timeout=10).text
+    assert "nginx_up 1" in metrics
 
     if how == "sigterm-to-make":
         os.kill(process.pid, signal.SIGTERM)  # only `make`, as `kill` or a supervisor would
@@ -60,6 +68,6 @@ def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str
         os.killpg(process.pid, signal.SIGINT)  # the whole foreground group, as a terminal's Ctrl-C
     process.wait(60)
     time.sleep(1)
-    for port in [tasks, stats, *datastore_ports]:
+    for port in [*make_up.ports, *datastore_ports]:
         assert not _listening(port), f"port {port} still listening after make up stopped"
     assert _session_pids(process.pid) == []

@@ -6,9 +6,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.servers import free_port
@@ -17,25 +18,42 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240
 
 
-@dataclass(frozen=True)
+@dataclass
 class MakeUp:
     process: subprocess.Popen[str]
     tasks_port: int
     stats_port: int
-    output: str
+    web_port: int
+    web_metrics_port: int
+    banner: str
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        """Everything `make up` printed so far (banner, then the servers' logs)."""
+        return "".join(self.lines)
 
     @property
     def urls(self) -> dict[str, str]:
         return {
             "tasks": f"http://127.0.0.1:{self.tasks_port}",
             "stats": f"http://127.0.0.1:{self.stats_port}",
+            "web": f"http://127.0.0.1:{self.web_port}",
+            "web_metrics": f"http://127.0.0.1:{self.web_metrics_port}",
         }
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.tasks_port, self.stats_port, self.web_port, self.web_metrics_port]
 
 
 @contextlib.contextmanager
-def running_make_up() -> Iterator[MakeUp]:
-    tasks_port, stats_port = free_port(), free_port()
-    env = {**os.environ, "TASKS_API_PORT": str(tasks_port), "STATS_API_PORT": str(stats_port)}
+def running_make_up(extra_env: Mapping[str, str] | None = None) -> Iterator[MakeUp]:
+    ports = {
+        name: free_port()
+        for name in ("TASKS_API_PORT", "STATS_API_PORT", "WEB_PORT", "WEB_METRICS_PORT")
+    }
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, **(extra_env or {})}
     process = subprocess.Popen(
         ["make", "up"],
         cwd=REPO,
@@ -46,13 +64,27 @@ def running_make_up() -> Iterator[MakeUp]:
         start_new_session=True,
     )
     try:
-        yield MakeUp(process, tasks_port, stats_port, _read_until_up(process))
+        lines = _read_until_up(process)
+        if not any("try: curl" in line for line in lines):
+            raise RuntimeError("make up did not come up:\n" + "".join(lines)[-4000:])
+        stack = MakeUp(
+            process,
+            ports["TASKS_API_PORT"],
+            ports["STATS_API_PORT"],
+            ports["WEB_PORT"],
+            ports["WEB_METRICS_PORT"],
+            "".join(lines),
+            lines,
+        )
+        # Keep reading: a full pipe would block the servers' logging, and tests read the logs.
+        threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
+        yield stack
     finally:
         _stop(process)
 
 
-def _read_until_up(process: subprocess.Popen[str]) -> str:
-    """`make up` prints curl examples once both APIs answer /ready."""
+def _read_until_up(process: subprocess.Popen[str]) -> list[str]:
+    """`make up` prints its curl example last, once every server answers."""
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + START_TIMEOUT
@@ -61,9 +93,15 @@ def _read_until_up(process: subprocess.Popen[str]) -> str:
         if not line:
             break
         lines.append(line)
-        if "curl" in line:
+        if "try: curl" in line:
             break
-    return "".join(lines)
+    return lines
+
+
+def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
