@@ -11,7 +11,6 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Dialog, Page, ViewportSize, expect
 
 from tests.support.make_up import MakeUp, running_make_up
-from tests.web.scaling_route import stats_api_serves_scaling
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
 CHROMIUM_ARGS = [
@@ -67,11 +66,7 @@ class PageReport:
 
     def unexpected_console_errors(self, *allowed: str) -> list[str]:
         """Console errors, less those naming one of `allowed` (a status a test provoked)."""
-        ignore = list(allowed)
-        if not stats_api_serves_scaling():
-            # Until stats-api has /scaling, the panel's request is a 404 (see scaling_route.py).
-            ignore.append("/api/scaling")
-        return [e for e in self.console_errors if not any(a in e for a in ignore)]
+        return [e for e in self.console_errors if not any(a in e for a in allowed)]
 
 
 @pytest.fixture
