@@ -17,7 +17,12 @@ from tasks_api import params
 from tasks_api.body import json_body
 from tasks_api.cursor import CURSOR_PATTERN, MAX_CURSOR_CHARS, decode_cursor
 from tasks_api.etag import none_match_hits, parse_if_match
-from tasks_api.links import CreatedTaskOperation, TaskOperation
+from tasks_api.operations import (
+    CreateTaskOperation,
+    DeleteTaskOperation,
+    GetTaskOperation,
+    UpdateTaskOperation,
+)
 from tasks_api.queries import DEFAULT_SORT, ListQuery, Sort
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 from tasks_api.service import StoredTask, TaskService, provide_task_service
@@ -96,7 +101,7 @@ class TaskController(Controller):
     @get(
         "/{task_id:int}",
         operation_id="getTask",
-        operation_class=TaskOperation,
+        operation_class=GetTaskOperation,
         summary="Read one task",
         responses=problem_specs(404, 503),
     )
@@ -115,7 +120,7 @@ class TaskController(Controller):
 
     @post(
         operation_id="createTask",
-        operation_class=CreatedTaskOperation,
+        operation_class=CreateTaskOperation,
         summary="Create a task",
         status_code=HTTP_201_CREATED,
         before_request=json_body(TaskCreate),
@@ -132,7 +137,7 @@ class TaskController(Controller):
     @patch(
         "/{task_id:int}",
         operation_id="updateTask",
-        operation_class=TaskOperation,
+        operation_class=UpdateTaskOperation,
         summary="Change some fields of a task",
         before_request=json_body(TaskPatch),
         responses=problem_specs(400, 404, 412, 413, 415, 503),
@@ -152,6 +157,7 @@ class TaskController(Controller):
     @delete(
         "/{task_id:int}",
         operation_id="deleteTask",
+        operation_class=DeleteTaskOperation,
         summary="Delete a task",
         status_code=HTTP_204_NO_CONTENT,
         responses=problem_specs(404, 412, 503),
