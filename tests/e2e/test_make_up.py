@@ -6,13 +6,15 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.make_up import MakeUp
+from devstack.servers import free_port
+from tests.support.make_up import MakeUp, running_make_up
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -71,3 +73,51 @@ def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str
     for port in [*make_up.ports, *datastore_ports]:
         assert not _listening(port), f"port {port} still listening after make up stopped"
     assert _session_pids(process.pid) == []
+
+
+def _time_wait_on(port: int) -> int:
+    """Sockets of `port` (local side) in TIME_WAIT, as `ss` lists them."""
+    listed = subprocess.run(
+        ["ss", "-Htan", "state", "time-wait", "sport", "=", f":{port}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return len(listed.stdout.splitlines())
+
+
+def _fixed_ports() -> dict[str, str]:
+    names = ("TASKS_API_PORT", "STATS_API_PORT", "WEB_PORT", "WEB_METRICS_PORT")
+    return {name: str(free_port()) for name in names}
+
+
+def test_make_up_starts_again_at_once_while_old_connections_linger() -> None:
+    ports = _fixed_ports()
+    with running_make_up(ports) as first:
+        for _ in range(20):  # the servers close these, so their side waits in TIME_WAIT
+            httpx.get(
+                f"{first.urls['tasks']}/health", headers={"connection": "close"}
+            ).raise_for_status()
+            httpx.get(
+                f"{first.urls['web']}/healthz", headers={"connection": "close"}
+            ).raise_for_status()
+    assert _time_wait_on(first.tasks_port) > 0
+    assert _time_wait_on(first.web_port) > 0
+    with running_make_up(ports) as second:
+        assert httpx.get(f"{second.urls['tasks']}/ready").status_code == 200
+        assert httpx.get(f"{second.urls['web']}/api/stats").json()["total"] == 1000
+
+
+def test_make_up_refuses_clearly_when_a_port_is_really_taken() -> None:
+    ports = _fixed_ports()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(ports["TASKS_API_PORT"])))
+        squatter.listen()
+        result = subprocess.run(
+            ["make", "up"], cwd=REPO, env={**os.environ, **ports},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert result.returncode != 0
+    expected = (
+        f"tasks-api: port {ports['TASKS_API_PORT']} on 127.0.0.1 is taken; set TASKS_API_PORT"
+    )
+    assert expected in result.stderr + result.stdout
+    assert not _listening(int(ports["STATS_API_PORT"]))  # nothing else was started

@@ -49,11 +49,12 @@ class MakeUp:
 
 @contextlib.contextmanager
 def running_make_up(extra_env: Mapping[str, str] | None = None) -> Iterator[MakeUp]:
-    ports = {
-        name: free_port()
+    free = {
+        name: str(free_port())
         for name in ("TASKS_API_PORT", "STATS_API_PORT", "WEB_PORT", "WEB_METRICS_PORT")
     }
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, **(extra_env or {})}
+    env = {**os.environ, **free, **(extra_env or {})}  # ports given in extra_env win
+    ports = {name: int(env[name]) for name in free}
     process = subprocess.Popen(
         ["make", "up"],
         cwd=REPO,
