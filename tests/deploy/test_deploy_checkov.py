@@ -159,13 +159,19 @@ def run_checkov(manifests: dict[str, Path]) -> dict[str, Obj]:
         for name, path in manifests.items()
     }
     reports: dict[str, Obj] = {}
-    for name, run in runs.items():
-        stdout, stderr = run.communicate(timeout=280)
-        assert run.returncode in (0, 1), f"checkov on {name} crashed:\n{stderr[-3000:]}"
-        report = json.loads(stdout)
-        # One framework gives one report; a list would mean another framework ran too.
-        assert isinstance(report, dict), stdout[:500]
-        reports[name] = report
+    try:
+        for name, run in runs.items():
+            stdout, stderr = run.communicate(timeout=280)
+            assert run.returncode in (0, 1), f"checkov on {name} crashed:\n{stderr[-3000:]}"
+            report = json.loads(stdout)
+            # One framework gives one report; a list would mean another framework ran too.
+            assert isinstance(report, dict), stdout[:500]
+            reports[name] = report
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait(10)
     print(f"checkov over {', '.join(manifests)} in {time.monotonic() - started:.1f}s")
     return reports
 
