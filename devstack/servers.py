@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import redis
@@ -68,13 +69,20 @@ def postgres_bindir() -> Path:
 
 
 class PostgresServer:
-    """A private PostgreSQL cluster; `url(db)` gives a psycopg-style URL to one of its databases."""
+    """A private PostgreSQL cluster; `url(db)` gives a psycopg-style URL to one of its databases.
 
-    def __init__(self, base: Path | None = None, port: int | None = None) -> None:
+    Without a password it trusts every connection (a throwaway server on loopback); with one,
+    TCP connections must give it (scram-sha-256) and only its own Unix socket is trusted.
+    """
+
+    def __init__(
+        self, base: Path | None = None, port: int | None = None, password: str | None = None
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="taskflow-pg-", dir=base))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = port or free_port()
+        self.password = password or None
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
 
@@ -82,7 +90,10 @@ class PostgresServer:
         self.root.chmod(0o755)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        try:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", *self._auth())
+        finally:
+            (self.root / "pwfile").unlink(missing_ok=True)
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -100,8 +111,23 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str = "postgres", driver: str = "postgresql") -> str:
-        return f"{driver}://postgres@{LOOPBACK}:{self.port}/{database}"
+    def url(
+        self, database: str = "postgres", driver: str = "postgresql", *, secret: bool = True
+    ) -> str:
+        """The URL of `database`, with the password unless `secret` is False (for display)."""
+        password = f":{quote(self.password, safe='')}" if self.password and secret else ""
+        return f"{driver}://postgres{password}@{LOOPBACK}:{self.port}/{database}"
+
+    def _auth(self) -> list[str]:
+        if self.password is None:
+            return ["--auth=trust"]
+        # initdb reads the password from a file (never argv, which `ps` shows), then it goes.
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if self._as_postgres:
+            shutil.chown(pwfile, "postgres", "postgres")
+        return ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
 
     def create_database(self, name: str, template: str = "template0") -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:

@@ -25,6 +25,7 @@ from devstack.web import WebServer
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_TASKS = 1000
+DATABASE = "taskflow"
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,18 @@ def _started(server: PostgresServer | RedisServer) -> Iterator[None]:
             server.stop()
 
 
+# Set by the person running `make up`: the password its PostgreSQL requires over TCP (unset:
+# trust on loopback). It reaches the children only inside DATABASE_URL, and is never printed.
+PASSWORD_VARIABLE = "POSTGRES_PASSWORD"  # noqa: S105 (the name of a variable, not a value)
+
+
+def _child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+
+
 def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
     return {
-        **os.environ,
+        **_child_env(),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "HOST": LOOPBACK,
@@ -99,7 +109,7 @@ def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]
 
 
 def _migrate(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "SEED_DEMO_TASKS": str(DEMO_TASKS)}
+    env = {**_child_env(), "DATABASE_URL": database_url, "SEED_DEMO_TASKS": str(DEMO_TASKS)}
     subprocess.run(
         [sys.executable, "-m", "taskflow_core.migrate_command"], env=env, cwd=REPO, check=True
     )
@@ -121,14 +131,14 @@ def main() -> int:
         _check_free(listener, ports[listener.name])
     processes: list[subprocess.Popen[bytes]] = []
     web: WebServer | None = None
-    postgres = PostgresServer()
+    postgres = PostgresServer(password=os.environ.get(PASSWORD_VARIABLE))
     redis_server = RedisServer()
     try:
         with _started(postgres), _started(redis_server):
             try:
                 postgres.start()
                 redis_server.start()
-                database_url = postgres.create_database("taskflow")
+                database_url = postgres.create_database(DATABASE)
                 _migrate(database_url)
                 for api in APIS:
                     env = _service_env(database_url, redis_server.url, ports[api.name])
@@ -142,7 +152,7 @@ def main() -> int:
                     metrics_port=ports[WEB_METRICS.name],
                 )
                 web.start()
-                _print_banner(ports, database_url, redis_server.url)
+                _print_banner(ports, _shown_database(postgres), redis_server.url)
                 while all(process.poll() is None for process in [*processes, *web.processes]):
                     time.sleep(0.5)
                 print("up: a service exited; stopping everything", file=sys.stderr)
@@ -158,6 +168,12 @@ def main() -> int:
     except Stop as stop:
         print(f"up: {stop} received; everything stopped", file=sys.stderr)
         return 0
+
+
+def _shown_database(postgres: PostgresServer) -> str:
+    """The database's URL for the banner: never with the password."""
+    url = postgres.url(DATABASE, secret=False)
+    return f"{url}   (password: ${PASSWORD_VARIABLE})" if postgres.password else url
 
 
 def _print_banner(ports: dict[str, int], database_url: str, redis_url: str) -> None:

@@ -28,6 +28,7 @@ from tests.container.dockerctl import (
 ENGINE = REPO / "scripts" / "docker-engine.sh"
 BASE_SCRIPT = REPO / "scripts" / "base-image.sh"
 API_SERVICES = ("tasks-api", "stats-api")
+NGINX_BASE = "taskflow-ci/nginx-base:trixie"
 
 
 def _unavailable(reason: str) -> None:
@@ -82,6 +83,28 @@ def api_images(base_image: str) -> dict[str, str]:
 def loadgen_image(base_image: str) -> str:
     tag = f"taskflow-test/loadgen:{CHECKOUT_TAG}"
     build("loadgen", tag, base=base_image)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def nginx_base(docker_engine: None) -> str:
+    result = subprocess.run(
+        [str(REPO / "scripts" / "base-image.sh"), "nginx"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "DOCKER": DOCKER},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return NGINX_BASE
+
+
+@pytest.fixture(scope="session")
+def web_image(nginx_base: str) -> str:
+    tag = f"taskflow-test/web:{CHECKOUT_TAG}"
+    built = build("web", tag, base=nginx_base, base_arg="NGINX_IMAGE")
+    print(f"web image built in {built.seconds:.1f}s")
     return tag
 
 

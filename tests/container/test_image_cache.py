@@ -71,6 +71,12 @@ def test_unrelated_edits_keep_the_image_and_code_edits_keep_the_dependencies(
     (src_cache / "app.cpython-311.pyc").write_bytes(b"\0")
     root = repo_copy / "pyproject.toml"
     root.write_text(root.read_text() + "\n# a tool-config edit: same locked dependency set\n")
+    # Secrets left in copied folders never reach a layer (Dockerfile.dockerignore).
+    package = repo_copy / "services" / "tasks-api" / "src" / "tasks_api"
+    for name in (".env", ".env.local", "local.env", ".pgpass", ".netrc"):
+        (package / name).write_text("DATABASE_PASSWORD=left-behind\n")
+    (repo_copy / "libs" / "taskflow-core" / "src" / ".env").write_text("X=1\n")
+    (repo_copy / "alembic" / ".env").write_text("X=1\n")
     assert build("tasks-api", TAG, context=repo_copy, base=base_image).image_id == first.image_id
 
     # A handler edit: every layer up to the service's code layer (the venv included) is reused.

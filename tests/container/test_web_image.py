@@ -5,7 +5,6 @@ UID 10001, no capabilities. It serves the UI and proxies /api/... to real APIs o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -14,13 +13,11 @@ import pytest
 
 from devstack.servers import free_port
 from tests.container.dockerctl import (
-    CHECKOUT_TAG,
     DEV,
     DOCKER,
     REPO,
     RESTRICTED,
     Container,
-    build,
     tar_of,
     wait_http,
 )
@@ -28,30 +25,7 @@ from tests.support.api_process import ApiProcess, running
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1200)]
 
-NGINX_BASE = "taskflow-ci/nginx-base:trixie"
 PINNED = "nginx:1.26.3-bookworm"  # services/web/Dockerfile's default base
-
-
-@pytest.fixture(scope="session")
-def nginx_base(docker_engine: None) -> str:
-    result = subprocess.run(
-        [str(REPO / "scripts" / "base-image.sh"), "nginx"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "DOCKER": DOCKER},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return NGINX_BASE
-
-
-@pytest.fixture(scope="session")
-def web_image(nginx_base: str) -> str:
-    tag = f"taskflow-test/web:{CHECKOUT_TAG}"
-    built = build("web", tag, base=nginx_base, base_arg="NGINX_IMAGE")
-    print(f"web image built in {built.seconds:.1f}s")
-    return tag
 
 
 @pytest.fixture
@@ -116,6 +90,9 @@ def test_read_only_non_root_web_serves_the_ui_and_proxies(
         status = container.exec("cat", "/proc/1/status").stdout.decode()
         uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
         assert uid_line.split()[1:] == ["10001"] * 4
+        # start.sh needs sh to render the configuration, then execs: PID 1 is nginx, no shell
+        # stays behind.
+        assert container.exec("cat", "/proc/1/comm").stdout.strip() == b"nginx"
         page = httpx.get(f"{url}/", timeout=5)
         assert page.status_code == 200
         assert '<script type="module" src="/js/main.js">' in page.text

@@ -114,9 +114,23 @@ def test_a_bad_value_is_one_line_naming_its_variable(env: dict[str, str], variab
     assert config_error(**env).startswith(variable)
 
 
-def test_a_password_is_never_echoed_in_an_error() -> None:
-    assert "s3cret" not in config_error(DATABASE_URL="mysql://u:s3cret@h/d")
-    assert "s3cret" not in config_error(DATABASE_URL="postgresql://u:s3cret@:x:y/d")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:s3cret@h/d",
+        "postgresql://u:s3cret@:x:y/d",
+        # No "@host": the whole value would be user and password.
+        "postgresql://u:s3cret",
+        "postgresql://u:s3cret/d",
+        # A password pasted where the URL belongs.
+        "s3cret",
+        "postgresql://u:s3cret@h:port/d",
+    ],
+)
+def test_a_password_is_never_echoed_in_an_error(url: str) -> None:
+    message = config_error(DATABASE_URL=url)
+    assert message.startswith("DATABASE_URL"), message
+    assert "s3cret" not in message
 
 
 def test_redis_alternatives() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import os
@@ -339,9 +340,9 @@ def test_every_env_entry_sets_a_value(overlay: str) -> None:
                 assert "value" in var or "valueFrom" in var, where
 
 
-def example_keys(secret: str) -> dict[str, str]:
-    """The keys and sample values of a prod Secret's example file (created outside the repo)."""
-    example = DEPLOY / "overlays" / "prod" / f"{secret}.env.example"
+def example_keys(secret: str, overlay: str = "prod") -> dict[str, str]:
+    """The keys and sample values of a Secret's example file (created outside the repo)."""
+    example = DEPLOY / "overlays" / overlay / f"{secret}.env.example"
     lines = [ln.strip() for ln in example.read_text().splitlines()]
     pairs = [ln.split("=", 1) for ln in lines if ln and not ln.startswith("#")]
     return {key: value for key, value in pairs}
@@ -366,13 +367,50 @@ def test_prod_secret_examples_hold_the_settings_variables() -> None:
     assert settings.cache.redis_url == redis["REDIS_URL"]
 
 
-def test_configmaps_hold_no_secrets() -> None:
-    for overlay in OVERLAYS:
-        if overlay_missing_reason(overlay):
-            continue
-        for config in of_kind(render(overlay), "ConfigMap"):
-            for key in config.get("data") or {}:
-                assert not re.search(r"(?i)pass|secret|token", key), f"{ident(config)}: {key}"
+SECRET_NAME = re.compile(r"(?i)pass|secret|token")
+# A URL carrying a password: scheme://user:password@host
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:(?P<password>[^/\s@]+)@", re.I)
+
+
+def secret_values(overlay: str) -> set[str]:
+    """The secret values an overlay's pods may get: its generated Secrets' passwords, and the
+    documented external Secrets' sample ones (prod)."""
+    pairs: list[tuple[str, str]] = []
+    for secret in of_kind(render(overlay), "Secret"):
+        pairs += [(k, base64.b64decode(v).decode()) for k, v in (secret.get("data") or {}).items()]
+    for example in (DEPLOY / "overlays" / overlay).glob("*.env.example"):
+        pairs += list(example_keys(example.name.removesuffix(".env.example"), overlay).items())
+    values = {value for key, value in pairs if SECRET_NAME.search(key)}
+    values |= {m.group("password") for _, value in pairs for m in URL_WITH_PASSWORD.finditer(value)}
+    return {v for v in values if v}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configmaps_hold_no_secrets(overlay: str) -> None:
+    secrets = secret_values(overlay)
+    if overlay != "prod":
+        assert secrets, "the generated taskflow-db Secret has a password"
+    for config in of_kind(rendered(overlay), "ConfigMap"):
+        for key, value in (config.get("data") or {}).items():
+            where = f"{ident(config)}: {key}"
+            assert not SECRET_NAME.search(key), where
+            assert not URL_WITH_PASSWORD.search(str(value)), where
+            assert not [s for s in secrets if s in str(value)], where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_get_no_secret_as_a_literal(overlay: str) -> None:
+    # Secrets reach pods through secretRef/secretKeyRef or Secret volumes, never `value:` (a
+    # *_FILE variable names the path of a Secret's file).
+    secrets = secret_values(overlay)
+    for template in pod_templates(rendered(overlay)):
+        for container in template.containers():
+            for var in container.get("env", []):
+                where = f"{template.name}/{container['name']} {var['name']}"
+                if SECRET_NAME.search(var["name"]) and not var["name"].endswith("_FILE"):
+                    assert "value" not in var, where
+                assert not [s for s in secrets if s in str(var.get("value", ""))], where
+                assert not URL_WITH_PASSWORD.search(str(var.get("value", ""))), where
 
 
 # --- HPAs and PDBs -------------------------------------------------------------------------

@@ -273,26 +273,27 @@ def test_no_role_is_bound_to_tasks_api(overlay: str) -> None:
             assert subject["name"] != "tasks-api", ident(binding)
 
 
-# --- NetworkPolicy (loadtest is the overlay that carries the component) -----------------------
+# --- NetworkPolicy (every overlay with in-cluster datastores carries the component) ------------
 
-NETWORK_POLICY_OVERLAYS = ("loadtest",)
+# prod's policies need your datastores' and Prometheus's addresses (README.md, "Security").
+NETWORK_POLICY_OVERLAYS = ("dev", "loadtest")
 
 
 def policies(docs: tuple[Obj, ...], direction: str) -> list[Obj]:
     return [p for p in of_kind(docs, "NetworkPolicy") if direction in p["spec"]["policyTypes"]]
 
 
-def network_policy_docs() -> tuple[Obj, ...]:
-    """The loadtest overlay (or, until the loadgen component lands, dev plus the policies) and
-    Skaffold's smoke-test Job, which runs in the same namespace."""
+def network_policy_docs(overlay: str) -> tuple[Obj, ...]:
+    """An overlay and Skaffold's smoke-test Job, which runs in the same namespace."""
     smoke = load_yaml_documents(DEPLOY / "verify" / "smoke-job.yaml")
-    if overlay_missing_reason("loadtest") is None:
-        return (*render("loadtest"), *smoke)
-    extra = []
-    for path in sorted((DEPLOY / "components" / "network-policies").glob("*.yaml")):
-        if path.name != "kustomization.yaml":
-            extra += load_yaml_documents(path)
-    return (*render("dev"), *extra, *smoke)
+    return (*rendered(overlay), *smoke)
+
+
+def test_the_policy_overlays_are_those_with_in_cluster_datastores() -> None:
+    with_policies = {o for o in OVERLAYS if of_kind(rendered(o), "NetworkPolicy")}
+    assert with_policies == set(NETWORK_POLICY_OVERLAYS)
+    with_datastores = {o for o in OVERLAYS if find(rendered(o), "StatefulSet", "postgres")}
+    assert with_datastores == with_policies
 
 
 def allowed(docs: tuple[Obj, ...], source: PodTemplate, dest: PodTemplate, port: int) -> bool:
@@ -335,8 +336,9 @@ def by_name(templates: list[PodTemplate], name: str) -> PodTemplate:
     return next(t for t in templates if t.labels.get("app.kubernetes.io/name") == name)
 
 
-def test_default_deny_covers_every_pod() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_default_deny_covers_every_pod(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     deny = [
         p
         for p in of_kind(docs, "NetworkPolicy")
@@ -348,8 +350,9 @@ def test_default_deny_covers_every_pod() -> None:
     assert len(deny) == 1
 
 
-def test_dns_egress_to_kube_dns_on_udp_and_tcp() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_dns_egress_to_kube_dns_on_udp_and_tcp(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     dns = [
         rule
         for p in policies(docs, "Egress")
@@ -365,8 +368,9 @@ def test_dns_egress_to_kube_dns_on_udp_and_tcp() -> None:
     assert {(p["protocol"], p["port"]) for p in dns[0]["ports"]} == {("UDP", 53), ("TCP", 53)}
 
 
-def test_exactly_the_designed_flows_are_open() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     pods = pod_templates(docs)
     tasks, stats = by_name(pods, "tasks-api"), by_name(pods, "stats-api")
     postgres, redis = by_name(pods, "postgres"), by_name(pods, "redis")
@@ -405,7 +409,7 @@ def test_exactly_the_designed_flows_are_open() -> None:
     assert not allowed(docs, web, postgres, 5432)
     assert not allowed(docs, web, redis, 6379)
     assert not allowed(docs, web, prometheus, 9090)
-    if overlay_missing_reason("loadtest") is None:
+    if overlay == "loadtest":
         loadgen = by_name(pods, "loadgen")
         assert allowed(docs, loadgen, tasks, 8000)
         assert allowed(docs, loadgen, stats, 8000)
@@ -413,8 +417,9 @@ def test_exactly_the_designed_flows_are_open() -> None:
         assert not allowed(docs, loadgen, redis, 6379)
 
 
-def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     for template in pod_templates(docs):
         for direction in ("Ingress", "Egress"):
             assert any(
@@ -423,8 +428,9 @@ def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy() -> None:
             ), f"{template.name} is not isolated for {direction}"
 
 
-def test_every_policy_selects_existing_pods() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_every_policy_selects_existing_pods(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     templates = pod_templates(docs)
     for policy in of_kind(docs, "NetworkPolicy"):
         selected = [t for t in templates if selects(policy["spec"]["podSelector"], t.labels)]
@@ -437,8 +443,9 @@ def test_every_policy_selects_existing_pods() -> None:
                     assert peers, f"{ident(policy)}: peer {peer} matches no pod"
 
 
-def test_apiserver_egress_only_for_api_clients() -> None:
-    docs = network_policy_docs()
+@pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
+def test_apiserver_egress_only_for_api_clients(overlay: str) -> None:
+    docs = network_policy_docs(overlay)
     pods = pod_templates(docs)
     policy = next(p for p in of_kind(docs, "NetworkPolicy") if name_of(p) == "apiserver-egress")
     selected = {

@@ -4,10 +4,14 @@ sync rules and the dev patch."""
 from __future__ import annotations
 
 import re
+import subprocess
 
+import httpx
 import pytest
 import yaml
 
+from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
+from devstack.web import WebServer, exporter_binary
 from tests.deploy.deploy_model import (
     DEPLOY,
     OVERLAYS,
@@ -121,6 +125,50 @@ def test_the_exporter_reads_stub_status_and_prometheus_scrapes_it(overlay: str) 
     assert template.annotations["prometheus.io/port"] == str(metrics)
     assert template.annotations["prometheus.io/path"] == "/metrics"
     assert template.labels["app.kubernetes.io/part-of"] == "taskflow"  # Prometheus keeps it
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_exporter_is_probed_on_its_own_page(overlay: str) -> None:
+    exporter = container(web_template(rendered(overlay)), "exporter")
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert exporter[kind]["httpGet"] == {"path": "/", "port": "metrics"}, kind
+
+
+def test_the_exporter_answers_its_probe_while_nginx_is_down() -> None:
+    # Debian's prometheus-nginx-exporter with the manifest's arguments, on loopback against a
+    # real nginx: its landing page, the probes' path, is served without reading nginx (v0.11
+    # here and the image's v1.4 both register "/"), so nginx going down never fails the probes.
+    exporter = container(web_template(render("prod")), "exporter")
+    nginx = WebServer(free_port(), f"{LOOPBACK}:9", f"{LOOPBACK}:9").start()
+    port = free_port()
+    args = [
+        f"--web.listen-address={LOOPBACK}:{port}"
+        if a.startswith("--web.listen-address=")
+        else f"--nginx.scrape-uri=http://{LOOPBACK}:{nginx.status_port}/stub_status"
+        if a.startswith("--nginx.scrape-uri=")
+        else a
+        for a in exporter["args"]
+    ]
+    process = subprocess.Popen(
+        [exporter_binary(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://{LOOPBACK}:{port}"
+
+    def probes_answer() -> None:
+        for kind in ("readinessProbe", "livenessProbe"):
+            probe = exporter[kind]["httpGet"]
+            assert httpx.get(base + probe["path"], timeout=2).status_code == 200, kind
+
+    try:
+        wait_until(lambda: httpx.get(f"{base}/metrics", timeout=1).status_code == 200, 15, base)
+        assert "nginx_up 1" in httpx.get(f"{base}/metrics", timeout=5).text
+        probes_answer()
+        nginx.stop()
+        assert "nginx_up 0" in httpx.get(f"{base}/metrics", timeout=5).text
+        probes_answer()
+    finally:
+        stop_process(process, grace=5)
+        nginx.stop()
 
 
 def test_prometheus_keeps_pods_by_the_labels_web_carries() -> None:

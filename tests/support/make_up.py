@@ -64,6 +64,7 @@ def running_make_up(extra_env: Mapping[str, str] | None = None) -> Iterator[Make
         text=True,
         start_new_session=True,
     )
+    reader: threading.Thread | None = None
     try:
         lines = _read_until_up(process)
         if not any("try: curl" in line for line in lines):
@@ -78,10 +79,13 @@ def running_make_up(extra_env: Mapping[str, str] | None = None) -> Iterator[Make
             lines,
         )
         # Keep reading: a full pipe would block the servers' logging, and tests read the logs.
-        threading.Thread(target=_drain, args=(process, lines), daemon=True).start()
+        reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+        reader.start()
         yield stack
     finally:
         _stop(process)
+        if reader is not None:
+            reader.join(10)  # `lines` then holds everything make up printed, shutdown included
 
 
 def _read_until_up(process: subprocess.Popen[str]) -> list[str]:

@@ -84,5 +84,9 @@ def _async_postgres_url(name: str, value: str) -> str:
 
 
 def _redact(value: str) -> str:
-    # Never echo a password into logs.
-    return value.split("@")[-1] if "@" in value else value
+    # Never echo a password into logs: only what follows the last "@" (host, port, database),
+    # else only the scheme; a value without either may be a misplaced password itself.
+    if "@" in value:
+        return value.rsplit("@", 1)[-1]
+    scheme, separator, _ = value.partition("://")
+    return f"{scheme}://..." if separator else "..."
