@@ -40,6 +40,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=list(SERVERS),
         help="servers the ceiling app is measured on; it runs on the fastest",
     )
+    parser.add_argument(
+        "--api-server",
+        choices=SERVERS,
+        help="run the APIs' app factories on this server instead of their own "
+        "entrypoint (to compare servers)",
+    )
+    parser.add_argument("--pool-size", type=int, help="DB_POOL_SIZE of the APIs (to compare)")
     return parser.parse_args(argv)  # fmt: skip
 
 
@@ -53,6 +60,8 @@ def options(args: argparse.Namespace) -> Options:
         repeat=args.repeat or (1 if smoke else 2),
         servers=args.servers,
         log=log_to_stderr,
+        api_server=args.api_server,
+        pool_size=args.pool_size,
     )
 
 

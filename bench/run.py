@@ -34,6 +34,8 @@ class Options:
     repeat: int  # interleaved rounds; a case keeps its best round
     servers: Sequence[str]  # the ceiling runs on the fastest of these
     log: Callable[[str], None]
+    api_server: str | None = None  # None: the APIs' own entrypoint (as deployed)
+    pool_size: int | None = None  # None: DB_POOL_SIZE of the ConfigMap
 
 
 def deployed_env() -> dict[str, str]:
@@ -47,13 +49,24 @@ def base_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key in keep}
 
 
-def api_env(app: App, database_url: str, redis_url: str) -> dict[str, str]:
+def api_env(app: App, database_url: str, redis_url: str, opts: Options) -> dict[str, str]:
     module = ENTRYPOINTS[app]
     env = base_env() | deployed_env() | {"DATABASE_URL": database_url, "REDIS_URL": redis_url,
                                          "OTEL_SERVICE_NAME": SERVICE_NAMES[module]}  # fmt: skip
     if app in {App.TASKS_UNCACHED, App.STATS_UNCACHED}:
         env["CACHE_TTL"] = "0"
+    if opts.pool_size is not None:
+        env["DB_POOL_SIZE"] = str(opts.pool_size)
     return env
+
+
+def api_command(app: App, opts: Options) -> list[str]:
+    """`python -m tasks_api` as deployed, or its app factory on another server (a choice)."""
+    module = ENTRYPOINTS[app]
+    if opts.api_server is None:
+        return ["-m", module]
+    return ["-m", "bench.serve", "--server", opts.api_server, "--port", "{port}",
+            f"{module}.app:create_app"]  # fmt: skip
 
 
 def ceiling_command(server: str) -> list[str]:
@@ -115,7 +128,7 @@ def page_cursor(database_url: str, page: int, limit: int = 50) -> str:
 
 @contextmanager
 def servers_for(
-    stores: Datastores, database_url: str, ceiling_server: str, apps: set[App]
+    stores: Datastores, database_url: str, ceiling_server: str, apps: set[App], opts: Options
 ) -> Iterator[dict[App, Server]]:
     with ExitStack() as stack:
         running: dict[App, Server] = {}
@@ -125,8 +138,8 @@ def servers_for(
                 command = ceiling_command(ceiling_server)
                 env, ready = ceiling_env(database_url, redis_url), "/json"
             else:
-                command = ["-m", ENTRYPOINTS[app]]
-                env, ready = api_env(app, database_url, redis_url), "/ready"
+                command = api_command(app, opts)
+                env, ready = api_env(app, database_url, redis_url, opts), "/ready"
             running[app] = stack.enter_context(pinned_server(app.value, command, env, ready))
         yield running
 
@@ -148,7 +161,7 @@ def run_rows(stores: Datastores, rows: int, ceiling_server: str, opts: Options) 
                 order.append(key)
     order.sort(key=lambda k: by_key[k].writes)
     best: dict[str, Result] = {}
-    with servers_for(stores, database_url, ceiling_server, {c.app for c in cases}) as running:
+    with servers_for(stores, database_url, ceiling_server, {c.app for c in cases}, opts) as running:
         for round_number in range(opts.repeat):
             for key in order:
                 case = by_key[key]

@@ -2,8 +2,7 @@
 
     python -m bench.serve --server granian --port 8000 bench.ceiling_app:create_app
 
-`--access-log` gives the server's own access log through taskflow_core.logs (what a deployed
-API writes); without it the server logs nothing per request (the ceiling).
+Servers never write an access log here: the APIs write their own (taskflow_core.access_log).
 """
 
 from __future__ import annotations
@@ -16,15 +15,15 @@ from taskflow_core.logs import configure_logging
 SERVERS = ("uvicorn", "uvicorn-h11", "granian")
 
 
-def serve(server: str, target: str, host: str, port: int, access_log: bool) -> None:
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO") if access_log else "WARNING")
+def serve(server: str, target: str, host: str, port: int) -> None:
+    configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces, Loops
 
         Granian(
             target, address=host, port=port, interface=Interfaces.ASGI, factory=True,
-            workers=1, loop=Loops.uvloop, log_access=access_log, log_dictconfig={"version": 1},
+            workers=1, loop=Loops.uvloop, log_access=False, log_dictconfig={"version": 1},
         ).serve()  # fmt: skip
         return
     import uvicorn
@@ -32,7 +31,7 @@ def serve(server: str, target: str, host: str, port: int, access_log: bool) -> N
     uvicorn.run(
         target, factory=True, host=host, port=port, workers=1, log_config=None,
         http="h11" if server == "uvicorn-h11" else "httptools", loop="uvloop",
-        access_log=access_log, server_header=False,
+        access_log=False, server_header=False,
     )  # fmt: skip
 
 
@@ -41,10 +40,9 @@ def main() -> None:
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--access-log", action="store_true")
     parser.add_argument("target")
     args = parser.parse_args()
-    serve(args.server, args.target, args.host, args.port, args.access_log)
+    serve(args.server, args.target, args.host, args.port)
 
 
 if __name__ == "__main__":

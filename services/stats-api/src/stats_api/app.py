@@ -13,6 +13,7 @@ from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
 from stats_api.controllers import StatsController
+from stats_api.service import StatsService
 
 SERVICE = "stats-api"
 
@@ -20,5 +21,11 @@ SERVICE = "stats-api"
 def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[StatsController],
-        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
+        plugins=[
+            TaskflowPlugin(
+                service=SERVICE,
+                settings=settings or load_settings(SERVICE),
+                services={"stats_service": StatsService},
+            )
+        ],
     )

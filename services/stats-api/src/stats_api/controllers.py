@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from litestar import Controller, MediaType, Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from stats_api.schemas import Stats
-from stats_api.service import StatsService, provide_stats_service
+from stats_api.service import StatsService
 
 
 class StatsController(Controller):
     path = "/stats"
     tags = ["stats"]
-    dependencies = {"stats_service": Provide(provide_stats_service, sync_to_thread=False)}
 
     @get(
         operation_id="getStats",

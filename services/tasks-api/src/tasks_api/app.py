@@ -14,6 +14,7 @@ from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
 from tasks_api.controllers import TaskController
+from tasks_api.service import TaskService
 
 SERVICE = "tasks-api"
 
@@ -21,5 +22,11 @@ SERVICE = "tasks-api"
 def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[TaskController],
-        plugins=[TaskflowPlugin(service=SERVICE, settings=settings or load_settings(SERVICE))],
+        plugins=[
+            TaskflowPlugin(
+                service=SERVICE,
+                settings=settings or load_settings(SERVICE),
+                services={"task_service": TaskService},
+            )
+        ],
     )
