@@ -10,7 +10,7 @@ import sys
 import time
 
 from bench.report import document, table, write_reference, write_results
-from bench.run import SERVERS, Options, log_to_stderr, run
+from bench.run import SERVERS, Options, data_access, log_to_stderr, profile_case, run
 
 FULL_ROWS = (1_000, 1_000_000)
 SMOKE_ROWS = (1_000,)
@@ -47,6 +47,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "entrypoint (to compare servers)",
     )
     parser.add_argument("--pool-size", type=int, help="DB_POOL_SIZE of the APIs (to compare)")
+    parser.add_argument(
+        "--profile",
+        metavar="CASE",
+        help="instead of the table: where the server of CASE (e.g. stats-hit) "
+        "spends its CPU under load, sampled by py-spy",
+    )
     return parser.parse_args(argv)  # fmt: skip
 
 
@@ -72,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("bench: --record takes the full run, not --smoke")
     started = time.monotonic()
     opts = options(args)
+    if args.profile:
+        return print_profile(args.profile, opts)
+    if args.data_access:
+        print(table(data_access(opts.servers[-1], opts)))
+        return 0
     ceiling_server, results = run(opts)
     text = table(results)
     command = shlex.join(["python", "-m", "bench", *argv])
@@ -91,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         write_reference(doc)
         print("recorded: bench/reference.json")
+    return 0
+
+
+def print_profile(key: str, opts: Options) -> int:
+    case, found = profile_case(key, opts.rows[0], max(opts.seconds, 10), opts)
+    print(f"\n{case.endpoint} [{case.app.value}], {found.samples} samples")
+    for title, rows in (("by package (innermost frame)", found.by_package),
+                        ("functions (innermost frame)", found.top_self)):  # fmt: skip
+        print(f"\n{title}:")
+        for name, share in rows:
+            print(f"  {share:6.1%}  {name}")
     return 0
 
 

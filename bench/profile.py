@@ -1,6 +1,6 @@
 """Where a server's CPU goes under load: py-spy samples the process tree while wrk drives one
-endpoint; the summary ranks frames by the share of samples they appear in (inclusive) and by
-the share in which they are the innermost Python frame (self), grouped by package."""
+endpoint; the summary ranks functions, and their packages, by the share of samples in which
+they are the innermost Python frame."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ class Profile:
     samples: int
     by_package: list[tuple[str, float]]  # package -> share of samples (self time)
     top_self: list[tuple[str, float]]
-    top_inclusive: list[tuple[str, float]]
 
 
 def _package(frame: str) -> str:
@@ -33,7 +32,6 @@ def _package(frame: str) -> str:
 
 def summarize(collapsed: str, top: int = 12) -> Profile:
     self_counts: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
     packages: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.splitlines():
@@ -47,13 +45,11 @@ def summarize(collapsed: str, top: int = 12) -> Profile:
         total += count
         self_counts[frames[-1]] += count
         packages[_package(frames[-1])] += count
-        for frame in set(frames):
-            inclusive[frame] += count
 
     def share(counter: collections.Counter[str], n: int) -> list[tuple[str, float]]:
         return [(name, value / total) for name, value in counter.most_common(n)] if total else []
 
-    return Profile(total, share(packages, top), share(self_counts, top), share(inclusive, top))
+    return Profile(total, share(packages, top), share(self_counts, top))
 
 
 def profile(server: Server, path: str, seconds: float, connections: int) -> Profile:

@@ -31,6 +31,7 @@ class Result:
     requests: int
     cpu_ms: float  # server CPU (user + system, whole process tree) per request
     server_busy: float  # server CPU seconds per wall second (1.0: its core was saturated)
+    rss_mib: float  # resident memory of the server's process tree after the load
     ceiling: str | None = None
     target: float | None = None
     goal: str = Goal.RATE.value
@@ -59,7 +60,7 @@ def with_ratio(result: Result, case: Case, ceiling: Result | None) -> Result:
 
 def table(results: list[Result]) -> str:
     head = ("endpoint", "rows", "cache", "req/s", "p50 ms", "p99 ms", "errors", "CPU/req ms",
-            "busy", "ratio to ceiling", "target")  # fmt: skip
+            "busy", "RSS MiB", "ratio to ceiling", "target")  # fmt: skip
     lines = [head]
     for r in results:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f} of {r.ceiling}"
@@ -72,7 +73,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             (r.endpoint, f"{r.rows:,}", r.cache, f"{r.rate:,.0f}", f"{r.p50_ms:.2f}",
              f"{r.p99_ms:.2f}", str(r.errors), f"{r.cpu_ms:.3f}", f"{r.server_busy:.0%}",
-             ratio, target)
+             f"{r.rss_mib:.0f}", ratio, target)
         )  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     rendered = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()

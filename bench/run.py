@@ -15,6 +15,7 @@ import yaml
 from bench import wrk
 from bench.datastores import REPO, Datastores, datastores, seeded_database
 from bench.processes import LOAD_CORE, Server, pinned_server
+from bench.profile import Profile, profile
 from bench.report import Result, with_ratio
 from bench.scenarios import API_CASES, CEILINGS, App, Case, cases_for
 from bench.serve import SERVERS
@@ -95,6 +96,7 @@ def measure(server: Server, case: Case, rows: int, opts: Options, path: str) -> 
         p50_ms=load.p50_ms, p99_ms=load.p99_ms, errors=load.errors, requests=load.requests,
         cpu_ms=cpu / load.requests * 1000 if load.requests else 0.0,
         server_busy=cpu / load.seconds if load.seconds else 0.0,
+        rss_mib=after.rss_bytes / 2**20,
     )  # fmt: skip
 
 
@@ -186,6 +188,45 @@ def run(opts: Options) -> tuple[str, list[Result]]:
         for rows in opts.rows:
             results.extend(run_rows(stores, rows, ceiling_server, opts))
     return ceiling_server, results
+
+
+def profile_case(key: str, rows: int, seconds: float, opts: Options) -> tuple[Case, Profile]:
+    """py-spy on the server of one case under wrk load (`python -m bench --profile KEY`)."""
+    (case,) = [c for c in cases_for(rows) if c.key == key]
+    with datastores() as stores:
+        database_url = seeded_database(stores, rows)
+        with servers_for(stores, database_url, opts.servers[-1], {case.app}, opts) as running:
+            return case, profile(running[case.app], case.path, seconds, opts.connections)
+
+
+DATA_ACCESS = (
+    ("/orm", "ORM session"),
+    ("/core", "Core, pre-ping + BEGIN/ROLLBACK"),
+    ("/core-lean", "Core, autocommit, no pre-ping"),
+    ("/driver", "SQLAlchemy pool, asyncpg statement"),
+    ("/raw", "asyncpg pool"),
+)
+
+
+def data_access(server: str, opts: Options) -> list[Result]:
+    """The six count rows read five ways in one minimal app (bench/choices_app.py)."""
+    rows = opts.rows[0]
+    results: dict[str, Result] = {}
+    with datastores() as stores:
+        database_url = seeded_database(stores, rows)
+        env = ceiling_env(database_url, stores.redis.url)
+        command = ["-m", "bench.serve", "--server", server, "--port", "{port}",
+                   "bench.choices_app:create_app"]  # fmt: skip
+        with pinned_server("choices", command, env, "/raw") as running:
+            for _ in range(opts.repeat):
+                for path, name in DATA_ACCESS:
+                    case = Case(path, f"six count rows: {name}", App.CEILING, path)
+                    result = measure(running, case, rows, opts, path)
+                    opts.log(f"  {case.endpoint}: {result.cpu_ms:.3f} ms/req")
+                    if path not in results or result.rate > results[path].rate:
+                        results[path] = result
+    raw = results["/raw"]
+    return [replace(r, ceiling="raw", ratio=r.rate / raw.rate) for r in results.values()]
 
 
 def log_to_stderr(line: str) -> None:

@@ -113,6 +113,9 @@ def test_logs_are_json_lines(database_url: str) -> None:
         httpx.get(server.base_url + "/tasks", timeout=10)
         httpx.get(server.base_url + "/tasks/123456", timeout=10)
         httpx.get(server.base_url + "/metrics", timeout=10)
+        deadline = time.monotonic() + 10  # access lines are written in batches, within 0.25 s
+        while "GET /tasks/123456 404" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = server.log()
     lines = [line for line in log.splitlines() if line.strip()]
     assert lines

@@ -4,11 +4,14 @@ request (README.md, "Performance"). Lines carry the same base fields as every ot
 (`timestamp`, `level`, `logger`, `event`) and the trace context when a span is recording.
 
 2xx-4xx lines are `info` (written at LOG_LEVEL INFO or DEBUG); 5xx lines are `error` and
-written at every level but CRITICAL.
+written at every level but CRITICAL. Lines are collected and written together at most
+FLUSH_SECONDS after the first of them (an error line at once): one write per batch instead of
+one per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ import msgspec
 from opentelemetry import trace
 
 LOGGER_NAME = "taskflow.access"
+FLUSH_SECONDS = 0.25
 SERVER_ERROR = 500
 
 
@@ -44,6 +48,8 @@ class AccessLog:
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._tracing = tracing
         self._encoder = msgspec.json.Encoder()
+        self._pending: list[bytes] = []
+        self._flush_at: asyncio.TimerHandle | None = None
 
     def request(
         self,
@@ -74,5 +80,18 @@ class AccessLog:
             if context.is_valid:
                 line.trace_id = format(context.trace_id, "032x")
                 line.span_id = format(context.span_id, "016x")
-        self._stream.write(self._encoder.encode(line) + b"\n")
-        self._stream.flush()
+        self._pending.append(self._encoder.encode(line) + b"\n")
+        if error:
+            self.flush()
+        elif self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write the collected lines (also at shutdown)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            self._stream.write(data)
+            self._stream.flush()

@@ -86,7 +86,7 @@ def granian_log_config(level: str) -> dict[str, Any]:
                 "formatter": "json",
                 "stream": "ext://sys.stdout",
             },
-        },  # fmt: skip
+        },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {name: {"handlers": [], "propagate": True} for name in SERVER_LOGGERS},
     }

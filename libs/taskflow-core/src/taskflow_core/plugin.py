@@ -102,7 +102,7 @@ class TaskflowPlugin(InitPlugin):
         }
         singletons.update({name: build(pool, cache) for name, build in self.services.items()})
         app_config.dependencies.update({name: _singleton(v) for name, v in singletons.items()})
-        app_config.lifespan.append(_lifespan(pool, cache, readiness, provider))
+        app_config.lifespan.append(_lifespan(pool, cache, readiness, provider, access_log))
         return app_config
 
     def _readiness_engine(self) -> Any:
@@ -123,6 +123,7 @@ def _lifespan(
     cache: Cache,
     readiness: probes.ReadinessEngine,
     provider: TracerProvider | None,
+    access_log: AccessLog,
 ) -> Any:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -130,6 +131,7 @@ def _lifespan(
         try:
             yield
         finally:
+            access_log.flush()
             await pool.close()
             await cache.aclose()
             await readiness.engine.dispose()

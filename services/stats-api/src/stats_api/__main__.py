@@ -1,4 +1,4 @@
-"""`python -m stats_api`: one uvicorn process serving stats_api.app:create_app on HOST/PORT."""
+"""`python -m stats_api`: granian (one worker) serving stats_api.app:create_app on HOST/PORT."""
 
 from __future__ import annotations
 

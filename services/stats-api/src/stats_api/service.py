@@ -16,6 +16,7 @@ from stats_api.schemas import BucketStats, PriorityStats, Stats
 # The key carries the body's format: old and new pods share Redis during a rollout.
 STATS_CACHE_KEY = f"stats:{body_format(Stats)}"
 _ENCODER = msgspec.json.Encoder()
+_PRIORITY = {p.value: p for p in Priority}
 
 
 class StatsService:
@@ -33,7 +34,7 @@ class StatsService:
 async def load_stats(conn: asyncpg.Connection) -> bytes:
     """The JSON body of /stats from the six count rows."""
     rows = await conn.fetch(STATS_QUERY)
-    return _ENCODER.encode(build_stats((Priority(p), c, t) for p, c, t in rows))
+    return _ENCODER.encode(build_stats((_PRIORITY[p], c, t) for p, c, t in rows))
 
 
 def build_stats(rows: Iterable[tuple[Priority, bool, int]]) -> Stats:

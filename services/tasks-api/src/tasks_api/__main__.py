@@ -1,4 +1,4 @@
-"""`python -m tasks_api`: one uvicorn process serving tasks_api.app:create_app on HOST/PORT."""
+"""`python -m tasks_api`: granian (one worker) serving tasks_api.app:create_app on HOST/PORT."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 PAGE_FORMAT = body_format(TaskPage)
 MAX_ID = cursor.MAX_ID
 _ENCODER = msgspec.json.Encoder()
+_PRIORITY = {p.value: p for p in Priority}  # a dict lookup costs less than Priority(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ async def load_page(conn: asyncpg.Connection, query: ListQuery) -> bytes:
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        value = Priority(last["priority"]) if query.sort.by_priority else last["created_at"]
+        value = _PRIORITY[last["priority"]] if query.sort.by_priority else last["created_at"]
         next_cursor = cursor.encode(query.sort, Position(value, last["id"]))
     return _ENCODER.encode(TaskPage(items=[_task(row) for row in page], next_cursor=next_cursor))
 
@@ -141,17 +142,9 @@ def _utc_text(moment: datetime | None) -> str | None:
 
 
 def _task(row: Any) -> Task:
-    # asyncpg returns timestamptz in UTC and the priority enum as its text.
+    # asyncpg returns timestamptz in UTC and the priority enum as its text; fields in order.
     task_id, title, description, completed, priority, created_at, updated_at, _ = row
-    return Task(
-        id=task_id,
-        title=title,
-        description=description,
-        completed=completed,
-        priority=Priority(priority),
-        created_at=created_at,
-        updated_at=updated_at,
-    )
+    return Task(task_id, title, description, completed, _PRIORITY[priority], created_at, updated_at)
 
 
 def _stored(row: asyncpg.Record) -> StoredTask:
