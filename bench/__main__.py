@@ -48,6 +48,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--pool-size", type=int, help="DB_POOL_SIZE of the APIs (to compare)")
     parser.add_argument(
+        "--data-access",
+        action="store_true",
+        help="instead of the table: /stats' query through the ORM, Core and asyncpg in one "
+        "minimal app (bench/choices_app.py)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="CASE",
         help="instead of the table: where the server of CASE (e.g. stats-hit) "
