@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from taskflow_core.server import run
 
-from stats_api.app import SERVICE
+from stats_api import SERVICE
 
 APP_FACTORY = "stats_api.app:create_app"
 

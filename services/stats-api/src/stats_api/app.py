@@ -12,10 +12,9 @@ from taskflow_core.plugin import TaskflowPlugin
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
+from stats_api import SERVICE
 from stats_api.controllers import StatsController
 from stats_api.service import StatsService
-
-SERVICE = "stats-api"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

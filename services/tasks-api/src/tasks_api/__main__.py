@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from taskflow_core.server import run
 
-from tasks_api.app import SERVICE
+from tasks_api import SERVICE
 
 APP_FACTORY = "tasks_api.app:create_app"
 

@@ -13,10 +13,9 @@ from taskflow_core.plugin import TaskflowPlugin
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
+from tasks_api import SERVICE
 from tasks_api.controllers import TaskController
 from tasks_api.service import TaskService
-
-SERVICE = "tasks-api"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
