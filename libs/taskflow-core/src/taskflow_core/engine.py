@@ -10,6 +10,7 @@ is bounded by lock_timeout in alembic/env.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -110,7 +111,9 @@ class RequestPool:
         if self._pool is None:
             raise RuntimeError("the request pool is not open (app lifespan not started)")
         try:
-            acquired = await self._pool.acquire(timeout=self._settings.timeout)
+            # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
+            async with asyncio.timeout(self._settings.timeout):
+                acquired = await self._pool.acquire()
         except TimeoutError as exc:
             raise TimeoutError("no database connection free within DB_POOL_TIMEOUT") from exc
         try:
