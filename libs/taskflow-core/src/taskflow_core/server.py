@@ -9,6 +9,7 @@ graceful drain bounded by GRACEFUL_SHUTDOWN_SECONDS. Granian was measured agains
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 from pathlib import Path
 
 from granian import Granian
@@ -32,6 +33,10 @@ def run(service: str, app_path: str) -> None:
     level = settings.logging.level
     configure_logging(level)
     server = settings.server
+    if server.reload:
+        # A forked worker inherits the supervisor's imported modules (taskflow_core among them)
+        # and would run the old code after a reload; a spawned one imports what is on disk.
+        multiprocessing.set_start_method("spawn", force=True)
     Granian(
         app_path,
         address=server.host,
