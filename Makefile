@@ -13,7 +13,7 @@ help:
 	@echo "make test      format, lint, types, unit and integration tests (no Docker)"
 	@echo "make test-all  everything in 'make test' plus container and end-to-end tests"
 	@echo "make fmt       apply ruff's formatting and safe fixes"
-	@echo "make bench     each API beside its ceiling at 1,000 and 1,000,000 tasks: one table (~10 min)"
+	@echo "make bench     each API beside its ceiling at 1,000 and 1,000,000 tasks: one table (~12 min)"
 	@echo "make bench-smoke   the same at 1,000 tasks, short runs (~2 min): the harness works"
 	@echo "make bench-record  make bench, then write bench/reference.json (README and deploy tests)"
 	@echo "make images    build tasks-api, stats-api, loadgen (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm"
