@@ -86,7 +86,8 @@ class PostgresServer:
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
 
-    def start(self, max_connections: int = 200) -> PostgresServer:
+    def start(self, max_connections: int = 200, durable: bool = False) -> PostgresServer:
+        """Start the cluster; fast and crash-unsafe unless `durable` (the cluster's settings)."""
         self.root.chmod(0o755)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
@@ -100,7 +101,9 @@ class PostgresServer:
                 f"-c listen_addresses={LOOPBACK}",
                 f"-c unix_socket_directories={self.root}",
                 f"-c max_connections={max_connections}",
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-c shared_buffers=128MB"
+                if durable
+                else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             ]
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")

@@ -26,10 +26,16 @@ def test_both_apis_serve_read_only_as_app_user(
         uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
         assert uid_line.split()[1:] == ["10001"] * 4
         assert "CapEff:\t0000000000000000" in status
-        # Exec form: PID 1 is the server itself, and it is the only process (one uvicorn, no shell).
+        # Exec form: PID 1 is the server itself (granian's supervisor, no shell), and its one
+        # worker process is the only other process.
         cmdline = container.exec("cat", "/proc/1/cmdline").stdout.split(b"\0")
         assert cmdline[:-1] == [part.encode() for part in info["Config"]["Entrypoint"]]
-        assert _pids(container) == ["1"]
+        pids = _pids(container)
+        assert "1" in pids, pids
+        assert len(pids) == 2, pids
+        (worker,) = [pid for pid in pids if pid != "1"]
+        stat = container.exec("cat", f"/proc/{worker}/stat").stdout.decode()
+        assert stat.rsplit(")", 1)[1].split()[1] == "1"  # its parent is the server
 
     for base in (tasks_url, stats_url):
         assert http.get(f"{base}/health").status_code == 200

@@ -37,7 +37,7 @@ def test_create_app_connects_to_nothing_and_lists_its_routes() -> None:
     paths = {route.path for route in app.routes}
     assert {"/tasks", "/tasks/{task_id:int}", "/health", "/ready", "/metrics"} <= paths
     assert "/schema/openapi.json" in paths
-    assert {"db_engine", "cache", "readiness_engine"} <= set(app.dependencies)
+    assert {"db_pool", "cache", "readiness_engine", "task_service"} <= set(app.dependencies)
     assert app.debug is False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,8 @@ from sqlalchemy import exc as sa_exc
 from taskflow_core.plugin import TaskflowPlugin
 from taskflow_core.problems import ProblemKind
 from taskflow_core.settings import Settings
+
+from devstack.servers import LOOPBACK, free_port
 
 SECRET = "SELECT password FROM users -- internal detail"
 
@@ -51,7 +54,25 @@ async def test_unexpected_errors_are_a_generic_500_problem(
     assert "password" not in response.text
     assert "Traceback" not in response.text
     assert SECRET in caplog.text  # logged for operators, never answered
-    assert "'trace_id'" in caplog.text  # correlates with the request's trace
+    assert "'trace_id'" not in caplog.text  # no exporter: no tracing at all
+
+
+async def test_with_an_exporter_the_error_log_carries_the_trace_id(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens there: the span's export fails quietly, within the 1 s timeout.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{LOOPBACK}:{free_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    settings = Settings.from_env({"DATABASE_URL": database_url})
+    app = Litestar([boom], plugins=[TaskflowPlugin(service="problems-test", settings=settings)])
+    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
+        assert (await client.get("/boom")).status_code == 500
+    # The app's own JSON logging (on stdout) is what operators read.
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    (error,) = [line for line in lines if line["event"] == "unhandled error"]
+    (access,) = [line for line in lines if line.get("logger") == "taskflow.access"]
+    assert len(error["trace_id"]) == 32  # correlates with the request's trace
+    assert access["trace_id"] == error["trace_id"]
 
 
 async def test_an_exhausted_pool_is_503_with_retry_after(client: AsyncTestClient[Litestar]) -> None:

@@ -15,7 +15,6 @@ import httpx
 import msgspec
 import psycopg
 import pytest
-from sqlalchemy import create_engine
 from stats_api.queries import STATS_QUERY
 from stats_api.service import STATS_CACHE_KEY, load_stats
 from taskflow_core.cache import Cache, create_client, current_generation
@@ -23,7 +22,7 @@ from taskflow_core.cache import Cache, create_client, current_generation
 from devstack.databases import Postgres
 from devstack.servers import free_port
 from tests.support.api_process import ApiProcess, running
-from tests.support.engines import unpooled_engine
+from tests.support.engines import request_connection
 from tests.support.task_rows import counted_stats, execute, insert
 
 EMPTY = {
@@ -133,9 +132,8 @@ def test_openapi_documents_the_stats_body(stats_api: ApiProcess) -> None:
 
 
 def explain(database_url: str) -> dict[str, Any]:
-    sql = str(STATS_QUERY.compile(dialect=create_engine("postgresql+psycopg://").dialect))
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}").fetchone()
+        row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {STATS_QUERY}").fetchone()
     assert row is not None
     plan: dict[str, Any] = row[0][0]["Plan"]
     return plan
@@ -170,49 +168,46 @@ async def test_concurrent_cold_reads_load_once_per_process(
     cache = Cache(create_client(redis_url, name), ttl=60, app_name=name)
     loads = 0
 
-    async with unpooled_engine(database_url) as engine:
+    async def one_request() -> bytes:
+        async with request_connection(database_url) as conn:
+            generation = await current_generation(conn)
 
-        async def one_request() -> bytes:
-            async with engine.connect() as conn:
-                generation = await current_generation(conn)
+            async def load() -> bytes:
+                nonlocal loads
+                loads += 1
+                await asyncio.sleep(0.05)  # the database is slow; others arrive meanwhile
+                return await load_stats(conn)
 
-                async def load() -> bytes:
-                    nonlocal loads
-                    loads += 1
-                    await asyncio.sleep(0.05)  # the database is slow; others arrive meanwhile
-                    return await load_stats(conn)
+            return await cache.fetch(f"{STATS_CACHE_KEY}:{name}", generation, load)
 
-                return await cache.fetch(f"{STATS_CACHE_KEY}:{name}", generation, load)
-
-        try:
-            bodies = await asyncio.gather(*(one_request() for _ in range(40)))
-        finally:
-            await cache.aclose()
+    try:
+        bodies = await asyncio.gather(*(one_request() for _ in range(40)))
+    finally:
+        await cache.aclose()
     assert loads == 1
     assert len(set(bodies)) == 1
     assert b'"low":{"total":7,"completed":7}' in bodies[0]
 
 
 async def test_current_generation_moves_with_every_writing_transaction(database_url: str) -> None:
-    async with unpooled_engine(database_url) as engine:
 
-        async def generation() -> int:
-            async with engine.connect() as conn:
-                return await current_generation(conn)
+    async def generation() -> int:
+        async with request_connection(database_url) as conn:
+            return await current_generation(conn)
 
-        before = await generation()
-        execute(database_url, insert("low", False, 3))
-        after_insert = await generation()
-        execute(database_url, insert("low", False, 3), rollback=True)
-        after_rollback = await generation()
-        execute(database_url, "UPDATE tasks SET title = 'renamed'")
-        after_update = await generation()
+    before = await generation()
+    execute(database_url, insert("low", False, 3))
+    after_insert = await generation()
+    execute(database_url, insert("low", False, 3), rollback=True)
+    after_rollback = await generation()
+    execute(database_url, "UPDATE tasks SET title = 'renamed'")
+    after_update = await generation()
     assert before < after_insert == after_rollback < after_update
 
 
 async def read_stats_through(cache: Cache, database_url: str) -> dict[str, Any]:
     """One /stats request's worth of work: generation, then figures, through `cache`."""
-    async with unpooled_engine(database_url) as engine, engine.connect() as conn:
+    async with request_connection(database_url) as conn:
         generation = await current_generation(conn)
         body = await cache.fetch(STATS_CACHE_KEY, generation, lambda: load_stats(conn))
     figures: dict[str, Any] = msgspec.json.decode(body)

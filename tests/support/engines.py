@@ -1,12 +1,12 @@
-"""SQLAlchemy engines for tests, built by the project's one engine builder."""
+"""Database connections for tests, as the APIs open them."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-from taskflow_core.engine import create_engine
+import asyncpg
+from taskflow_core.engine import asyncpg_dsn
 from taskflow_core.settings import DatabaseSettings, Env
 
 
@@ -16,14 +16,10 @@ def async_url(database_url: str) -> str:
 
 
 @asynccontextmanager
-async def unpooled_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        async_url(database_url),
-        application_name="taskflow-tests",
-        pool=None,
-        statement_timeout=None,
-    )
+async def request_connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """One asyncpg connection in autocommit, as the APIs' request pool hands them out."""
+    conn = await asyncpg.connect(asyncpg_dsn(async_url(database_url)))
     try:
-        yield engine
+        yield conn
     finally:
-        await engine.dispose()
+        await conn.close()

@@ -14,7 +14,7 @@ from tasks_api.schemas import TaskPage
 from tasks_api.service import PAGE_FORMAT, page_cache_key
 
 from tests.support.apiserver import in_process
-from tests.support.engines import unpooled_engine
+from tests.support.engines import request_connection
 
 
 class Task(msgspec.Struct):
@@ -66,7 +66,7 @@ async def test_a_page_cached_under_another_format_is_never_served(
     admin = aioredis.Redis.from_url(redis_url)
     async with in_process(database_url, REDIS_URL=redis_url) as client:
         assert (await client.post("/tasks", json={"title": "real", "priority": "high"})).is_success
-        async with unpooled_engine(database_url) as engine, engine.connect() as conn:
+        async with request_connection(database_url) as conn:
             generation = await current_generation(conn)
         ours = cache_key(page_cache_key(query, None), generation)
         theirs = ours.replace(f":{PAGE_FORMAT}:", ":0123456789ab:")

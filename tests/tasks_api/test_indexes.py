@@ -1,6 +1,7 @@
 """At 1,000,000 tasks, each filter shape of the default sort reads about one page of rows, on
 page 1 and on page 10,000, and /stats reads six rows: EXPLAIN (ANALYZE, BUFFERS) of the very SQL
-the APIs send (asyncpg's rendering of tasks_api.queries.list_statement / STATS_QUERY)."""
+the APIs send (tasks_api.queries.list_statement / stats_api.queries.STATS_QUERY), prepared as
+asyncpg prepares them."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.sql import Select
 from stats_api.queries import STATS_QUERY
 from taskflow_core.models import Priority
-from tasks_api.queries import ListQuery, Position, list_statement
+from tasks_api.queries import ListQuery, Position, Statement, list_statement
 
 from devstack.databases import Postgres
 
@@ -98,20 +97,9 @@ def million_tasks(postgres: Postgres, migrated_template: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE "{url.rpartition("/")[2]}" WITH (FORCE)')
 
 
-def asyncpg_sql(statement: Select[*tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """The SQL text and positional parameters asyncpg sends for `statement`."""
-    compiled = statement.compile(
-        dialect=asyncpg_dialect.dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"render_postcompile": True},
-    )
-    assert compiled.positiontup is not None
-    params = [compiled.params[name] for name in compiled.positiontup]
-    return compiled.string, [p.value if isinstance(p, Priority) else p for p in params]
-
-
-def explain(url: str, statement: Select[*tuple[Any, ...]], plan_cache_mode: str) -> dict[str, Any]:
+def explain(url: str, statement: Statement, plan_cache_mode: str) -> dict[str, Any]:
     """EXPLAIN ANALYZE of `statement` prepared as asyncpg prepares it, in the given plan mode."""
-    sql, params = asyncpg_sql(statement)
+    sql, params = statement
     with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
         conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
         conn.execute(f"PREPARE page AS {sql}")
@@ -139,7 +127,8 @@ def buffers(plan: dict[str, Any]) -> int:
 
 def deep_position(url: str, query: ListQuery, offset: int) -> Position:
     """The position after which the page at row `offset` of `query` starts."""
-    sql, params = asyncpg_sql(list_statement(query).limit(1).offset(offset - 1))
+    sql, params = list_statement(replace(query, limit=1))
+    sql = f"{sql} OFFSET {offset - 1}"
     with psycopg.connect(url, cursor_factory=psycopg.ClientCursor) as conn:
         conn.execute(f"PREPARE at_offset AS {sql}")
         placeholders = ", ".join(["%s"] * len(params))
@@ -177,7 +166,7 @@ def test_stats_read_six_rows_at_a_million_tasks(million_tasks: str) -> None:
     with psycopg.connect(million_tasks) as conn:
         total = conn.execute("SELECT count(*) FROM tasks").fetchone()
     assert total == (ROWS,)
-    plan = explain(million_tasks, STATS_QUERY, "auto")
+    plan = explain(million_tasks, Statement(STATS_QUERY), "auto")
     assert plan["Actual Rows"] == 6
     assert rows_read(plan) == 6
     assert buffers(plan) <= 4

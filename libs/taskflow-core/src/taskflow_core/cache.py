@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import asyncpg
 import msgspec
 import structlog
 from redis.asyncio import Redis
@@ -22,11 +23,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskflow_core.cache_breaker import BreakerState, CircuitBreaker
 from taskflow_core.cache_metrics import CacheResult, cache_breaker_open, cache_requests
+from taskflow_core.engine import RequestPool
 from taskflow_core.settings import CacheSettings
 
 __all__ = [
@@ -57,21 +57,24 @@ T = TypeVar("T")
 # The write counter plus what tells this database apart from any other that may share the Redis:
 # a clone of the same template or a database dropped and created again (its oid), another
 # cluster or a restore from a physical backup (the server's start time). Catalog reads: cheap.
-GENERATION_QUERY = text(
-    "SELECT g.value, d.oid, "
+GENERATION_QUERY = (
+    "SELECT g.value, d.oid::bigint, "
     "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint "
     "FROM cache_generation AS g JOIN pg_database AS d ON d.datname = current_database() "
     "WHERE g.id = 1"
 )
 
 
-async def current_generation(conn: AsyncConnection) -> int:
-    """The cache generation; read it in the caller's transaction before the data query.
+async def current_generation(conn: asyncpg.Connection) -> int:
+    """The cache generation; read it on the caller's connection before the data query.
 
     An opaque number that changes with every writing transaction and is never shared by two
-    databases, nor by one database before and after it was re-created or restored.
+    databases, nor by one database before and after it was re-created or restored. One
+    statement (a prepared one) in autocommit: the data query that follows sees at least every
+    write the generation counts, so a body is never older than its key.
     """
-    value, database_oid, started_us = (await conn.execute(GENERATION_QUERY)).one()
+    row = await conn.fetchrow(GENERATION_QUERY)
+    value, database_oid, started_us = row
     return compose_generation(int(value), int(database_oid), int(started_us))
 
 
@@ -197,13 +200,27 @@ class Cache:
         return value
 
     async def fetch_current(
-        self, conn: AsyncConnection, key: str, load: Callable[[], Awaitable[bytes]]
+        self, pool: RequestPool, key: str, load: Callable[[asyncpg.Connection], Awaitable[bytes]]
     ) -> bytes:
-        """`fetch` at the connection's current generation, read before `load()` reads the data.
+        """`fetch` at the database's current generation, read before `load` reads the data.
 
         In that order a cached body is never older than its key, whatever commits in between.
+        The generation's connection goes back to the pool before Redis is asked, and a miss
+        loads on a connection of its own: a hit holds a connection for one round trip only.
+        With the cache off, `load` runs at once (no generation is needed).
         """
-        return await self.fetch(key, await current_generation(conn), load)
+        if self._client is None:
+            self._requests[CacheResult.BYPASS].inc()
+            async with pool.connection() as conn:
+                return await load(conn)
+        async with pool.connection() as conn:
+            generation = await current_generation(conn)
+
+        async def load_fresh() -> bytes:
+            async with pool.connection() as conn:
+                return await load(conn)
+
+        return await self.fetch(key, generation, load_fresh)
 
     async def ping(self) -> bool:
         """Is Redis answering? For readiness reports; does not feed the breaker."""

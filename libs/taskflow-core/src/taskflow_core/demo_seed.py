@@ -40,7 +40,7 @@ FROM generate_series(1, CAST(:count AS integer)) AS i
 CROSS JOIN LATERAL (
     SELECT now() - make_interval(
         secs => (CAST(:count AS integer) - i) * CAST(:spread AS float8) / CAST(:count AS integer)
-                + (i * 7919) % 600
+                + (i::bigint * 7919) % 600
     ) AS created
 ) AS at
 """

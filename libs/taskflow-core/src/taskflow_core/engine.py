@@ -1,11 +1,22 @@
-"""The one builder of SQLAlchemy async engines, for the APIs, the migrate command and alembic.
+"""The database connections of every TaskFlow process.
 
-Each use states its own limits: an API request gets a pool and a statement timeout; a migration
-gets neither (its wait for the advisory lock is bounded by lock_timeout in alembic/env.py).
+`create_engine` builds the SQLAlchemy async engines of the migrate command, alembic and the
+readiness probe. `RequestPool` is the request path's pool: asyncpg itself, because per request
+SQLAlchemy's pool checkout, its pre-ping and the BEGIN/ROLLBACK around every read cost more CPU
+than the read (README.md, "Performance"). Each use states its own limits: a request gets a
+bounded pool and a statement timeout; a migration gets neither (its wait for the advisory lock
+is bounded by lock_timeout in alembic/env.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -16,6 +27,16 @@ REQUEST_STATEMENT_TIMEOUT = 15.0  # below the server's 20 s drain: a statement n
 # A backend whose client died (a killed initContainer mid-migration) notices within this and
 # rolls back, instead of holding its locks until its statement ends (PostgreSQL >= 14).
 CLIENT_CHECK_INTERVAL = "1s"
+IDLE_CONNECTION_LIFETIME = 300.0  # seconds an idle pooled connection is kept
+
+
+def server_settings(application_name: str) -> dict[str, str]:
+    """Session settings of every connection: its name in pg_stat_activity, and the dead-client
+    check that lets a killed process's backend roll back at once."""
+    return {
+        "application_name": application_name,
+        "client_connection_check_interval": CLIENT_CHECK_INTERVAL,
+    }
 
 
 def create_engine(
@@ -30,10 +51,7 @@ def create_engine(
     connect_args: dict[str, object] = {
         "timeout": connect_timeout,
         "command_timeout": statement_timeout,
-        "server_settings": {
-            "application_name": application_name,
-            "client_connection_check_interval": CLIENT_CHECK_INTERVAL,
-        },
+        "server_settings": server_settings(application_name),
     }
     if pool is None:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
@@ -45,3 +63,78 @@ def create_engine(
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+asyncpg://...`) as asyncpg takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (one round trip per request): request code never
+    changes session state, and asyncpg still rolls back a transaction left open."""
+
+
+class RequestPool:
+    """An API's request connections: at most DB_POOL_SIZE + DB_MAX_OVERFLOW, opened on demand.
+
+    Statements run in autocommit (one statement, one transaction: no BEGIN/COMMIT round trips)
+    on asyncpg's per-connection prepared statements; `transaction()` is there for the rest.
+    Waiting longer than DB_POOL_TIMEOUT for a connection raises TimeoutError (answered 503).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        application_name: str,
+        pool: PoolSettings,
+        statement_timeout: float | None = REQUEST_STATEMENT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self._dsn = asyncpg_dsn(url)
+        self._settings = pool
+        self._connect_kwargs: dict[str, Any] = {
+            "timeout": connect_timeout,
+            "command_timeout": statement_timeout,
+            "server_settings": server_settings(application_name),
+        }
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool; it connects nothing until the first request needs a connection."""
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self._settings.size + self._settings.max_overflow,
+            max_inactive_connection_lifetime=IDLE_CONNECTION_LIFETIME,
+            reset=_keep_session,
+            **self._connect_kwargs,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for the block; TimeoutError after DB_POOL_TIMEOUT without one."""
+        if self._pool is None:
+            raise RuntimeError("the request pool is not open (app lifespan not started)")
+        try:
+            # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
+            async with asyncio.timeout(self._settings.timeout):
+                acquired = await self._pool.acquire()
+        except TimeoutError as exc:
+            raise TimeoutError("no database connection free within DB_POOL_TIMEOUT") from exc
+        try:
+            yield acquired
+        finally:
+            await self._pool.release(acquired)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside one transaction (committed when the block succeeds)."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn

@@ -1,21 +1,21 @@
 """`create_api`: a TaskFlow API, wired by TaskflowPlugin, the one Litestar plugin that adds the
-database, cache, errors, probes, metrics, traces and the 64 KiB body limit.
+database, cache, errors, probes, metrics, access log, traces and the 64 KiB body limit.
 
-    create_api("tasks-api", [TaskController], settings)
+    create_api("tasks-api", [TaskController], settings, services={"task_service": TaskService})
 
-Handlers receive what they use by dependency injection: `db_engine` (the request pool's
-AsyncEngine, advanced-alchemy's plugin owns its lifecycle), `cache` (the Redis Cache) and
-`readiness_engine` (unpooled, for /ready). Nothing connects at construction; the lifespan closes
-everything.
+Handlers receive what they use by dependency injection: each of `services` is built once per app
+from the request pool and the cache (`TaskService(pool, cache)`) and injected by its name; `db_pool`
+(the RequestPool), `cache` (the Redis Cache) and `readiness_engine` (unpooled, for /ready) are
+injectable too. Every one is a singleton, so a request resolves no dependency chain. Nothing
+connects at construction; the lifespan opens the pool and closes everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -23,17 +23,22 @@ from litestar.plugins import InitPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow_core import metrics, openapi, probes, tracing
+from taskflow_core.access_log import AccessLog
 from taskflow_core.cache import Cache
-from taskflow_core.engine import REQUEST_STATEMENT_TIMEOUT, create_engine
+from taskflow_core.engine import RequestPool, create_engine
 from taskflow_core.http_methods import MethodSemantics
 from taskflow_core.logs import configure_logging
 from taskflow_core.problems import problem_details_plugin
+from taskflow_core.request_observer import RequestObserver
 from taskflow_core.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
-ENGINE_DEPENDENCY = "db_engine"
+POOL_DEPENDENCY = "db_pool"
+ServiceFactory = Callable[[RequestPool, Cache], object]
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 
 def create_api(
@@ -41,47 +46,62 @@ def create_api(
     route_handlers: list[ControllerRouterHandler],
     settings: Settings,
     *,
+    services: Mapping[str, ServiceFactory] | None = None,
     dependencies: dict[str, Provide] | None = None,
-    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
+    lifespan: Sequence[Lifespan] = (),
 ) -> Litestar:
-    """The service's handlers (plus its own dependencies and lifespan hooks) wired by
+    """The service's handlers, services, extra dependencies and lifespan hooks, wired by
     TaskflowPlugin, with HEAD and OPTIONS as documented."""
     app = Litestar(
         route_handlers=route_handlers,
         dependencies=dependencies,
         lifespan=list(lifespan),
         # Before Litestar's own schema plugins, so it documents Structs that refuse extra fields.
-        plugins=[openapi.StrictStructSchemaPlugin(), TaskflowPlugin(service, settings)],
+        plugins=[
+            openapi.StrictStructSchemaPlugin(),
+            TaskflowPlugin(service, settings, services=services),
+        ],
     )
     app.asgi_handler = MethodSemantics(app, app.asgi_handler)
     return app
 
 
 class TaskflowPlugin(InitPlugin):
-    """Shared wiring for every TaskFlow API; the service adds only its own route handlers."""
+    """Shared wiring for every TaskFlow API; the service adds its route handlers and services."""
 
-    def __init__(self, service: str, settings: Settings, version: str = "0.1.0") -> None:
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        version: str = "0.1.0",
+        services: Mapping[str, ServiceFactory] | None = None,
+    ) -> None:
         self.service = service
         self.settings = settings
         self.version = version
+        self.services = dict(services or {})
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         configure_logging(self.settings.logging.level)
-        provider = tracing.tracer_provider(self.service)
+        tracing_on = tracing.exporter_configured()
         cache = Cache.from_settings(self.settings.cache, self.service)
+        pool = RequestPool(
+            self.settings.database.url, application_name=self.service, pool=self.settings.pool
+        )
         readiness = probes.ReadinessEngine(self._readiness_engine())
+        provider = tracing.tracer_provider(self.service) if tracing_on else None
 
         app_config.debug = False  # never a traceback in a response
         app_config.logging_config = None  # taskflow_core.logs owns logging
         app_config.openapi_config = openapi.openapi_config(self.service, self.version)
-        app_config.plugins.extend(
-            [
-                SQLAlchemyPlugin(config=self._alchemy_config()),
-                OpenTelemetryPlugin(tracing.opentelemetry_config(provider)),
-                problem_details_plugin(),
-            ]
+        app_config.plugins.append(problem_details_plugin())
+        if provider is not None:
+            app_config.plugins.append(OpenTelemetryPlugin(tracing.opentelemetry_config(provider)))
+            app_config.before_request = app_config.before_request or tracing.name_span_after_route
+        access_log = AccessLog(self.settings.logging.level, tracing=tracing_on)
+        app_config.middleware.append(
+            RequestObserver(metrics.RequestMetrics(self.service), access_log)
         )
-        app_config.middleware.insert(0, metrics.prometheus_config(self.service).middleware)
         # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
         # a router layer between the app and every handler carries the 64 KiB limit instead.
         app_config.route_handlers = [
@@ -96,32 +116,17 @@ class TaskflowPlugin(InitPlugin):
                 request_max_body_size=MAX_BODY_BYTES,
             )
         ]
-        app_config.dependencies.update(
-            {
-                "cache": Provide(lambda: cache, use_cache=True, sync_to_thread=False),
-                "readiness_engine": Provide(
-                    lambda: readiness, use_cache=True, sync_to_thread=False
-                ),
-            }
-        )
-        app_config.before_request = app_config.before_request or tracing.name_span_after_route
-        app_config.lifespan.append(_closing(cache, readiness, provider))
+        singletons: dict[str, object] = {
+            POOL_DEPENDENCY: pool,
+            "cache": cache,
+            "readiness_engine": readiness,
+        }
+        singletons.update({name: build(pool, cache) for name, build in self.services.items()})
+        app_config.dependencies.update({name: _singleton(v) for name, v in singletons.items()})
+        app_config.lifespan.append(_lifespan(pool, cache, readiness, provider, access_log))
         return app_config
 
-    def _alchemy_config(self) -> SQLAlchemyAsyncConfig:
-        engine = create_engine(
-            self.settings.database.url,
-            application_name=self.service,
-            pool=self.settings.pool,
-            statement_timeout=REQUEST_STATEMENT_TIMEOUT,
-        )
-        return SQLAlchemyAsyncConfig(
-            engine_instance=engine,
-            engine_dependency_key=ENGINE_DEPENDENCY,
-            set_default_exception_handler=False,
-        )
-
-    def _readiness_engine(self) -> Any:
+    def _readiness_engine(self) -> AsyncEngine:
         return create_engine(
             self.settings.database.url,
             application_name=f"{self.service}-ready",
@@ -130,14 +135,28 @@ class TaskflowPlugin(InitPlugin):
         )
 
 
-def _closing(cache: Cache, readiness: probes.ReadinessEngine, provider: TracerProvider) -> Any:
+def _singleton(value: object) -> Provide:
+    return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+
+def _lifespan(
+    pool: RequestPool,
+    cache: Cache,
+    readiness: probes.ReadinessEngine,
+    provider: TracerProvider | None,
+    access_log: AccessLog,
+) -> Any:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await pool.open()  # connects nothing yet: a database that is down keeps the pod unready
         try:
             yield
         finally:
+            access_log.flush()
+            await pool.close()
             await cache.aclose()
             await readiness.engine.dispose()
-            provider.shutdown()
+            if provider is not None:
+                provider.shutdown()
 
     return lifespan

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 import structlog
@@ -144,7 +144,14 @@ class PreconditionFailed(Problem):
 
 
 class PayloadTooLarge(Problem):
+    """Answered before the body was read to its end: the connection cannot carry another
+    request, so the response says it closes (RFC 9112 section 9.6)."""
+
     kind = ProblemKind.PAYLOAD_TOO_LARGE
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        headers = {**(kwargs.pop("headers", None) or {}), "Connection": "close"}
+        super().__init__(detail, headers=headers, **kwargs)
 
 
 class UnsupportedMediaType(Problem):

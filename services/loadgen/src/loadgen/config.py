@@ -25,7 +25,7 @@ class Stage:
 
 PROFILES: dict[str, str] = {
     "smoke": "5:15s",
-    "ramp": "60:1m,200:2m,440:4m",  # derived in the README ("The default ramp")
+    "ramp": "260:1m,940:2m,2100:4m",  # derived in the README ("The default ramp")
     "spike": "20:30s,400:1m,20:1m",
     "soak": "100:30m",
 }

@@ -14,11 +14,11 @@ from taskflow_core.plugin import create_api
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings, load_or_exit
 
+from stats_api import SERVICE
 from stats_api.controllers import ScalingController, StatsController
 from stats_api.scaling.cluster import find_cluster
 from stats_api.scaling.watcher import ScalingWatcher
-
-SERVICE = "stats-api"
+from stats_api.service import StatsService
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         SERVICE,
         [StatsController, ScalingController],
         settings,
+        services={"stats_service": StatsService},
         dependencies={
             "scaling_watcher": Provide(lambda: scaling, use_cache=True, sync_to_thread=False)
         },

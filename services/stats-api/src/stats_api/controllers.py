@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from litestar import Controller, MediaType, Response, get
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from stats_api.scaling.watcher import ScalingWatcher
 from stats_api.schemas import Scaling, Stats
-from stats_api.service import StatsService, provide_stats_service
+from stats_api.service import StatsService
 
 # The body is read from memory the watch keeps current: a cached copy could only be staler.
 SCALING_CACHE_CONTROL = "no-store"
@@ -18,7 +18,6 @@ SCALING_CACHE_CONTROL = "no-store"
 class StatsController(Controller):
     path = "/stats"
     tags = ["stats"]
-    dependencies = {"stats_service": Provide(provide_stats_service, sync_to_thread=False)}
 
     @get(
         operation_id="getStats",

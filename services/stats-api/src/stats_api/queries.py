@@ -2,10 +2,5 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
-from taskflow_core.models import Priority, TaskCount
-
 # One row per (priority, completed): the cost does not grow with the number of tasks.
-STATS_QUERY: Select[Priority, bool, int] = select(
-    TaskCount.priority, TaskCount.completed, TaskCount.total
-)
+STATS_QUERY = "SELECT priority, completed, total FROM task_counts"

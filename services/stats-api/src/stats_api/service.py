@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import asyncpg
 import msgspec
-from litestar.di import NamedDependency
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from taskflow_core.cache import Cache, body_format
+from taskflow_core.engine import RequestPool
 from taskflow_core.models import Priority
 
 from stats_api.queries import STATS_QUERY
@@ -15,30 +15,26 @@ from stats_api.schemas import BucketStats, PriorityStats, Stats
 
 # The key carries the body's format: old and new pods share Redis during a rollout.
 STATS_CACHE_KEY = f"stats:{body_format(Stats)}"
+_ENCODER = msgspec.json.Encoder()
+_PRIORITY = {p.value: p for p in Priority}
 
 
 class StatsService:
-    def __init__(self, engine: AsyncEngine, cache: Cache) -> None:
-        self._engine = engine
+    """One per app (the `stats_service` dependency)."""
+
+    def __init__(self, pool: RequestPool, cache: Cache) -> None:
+        self._pool = pool
         self._cache = cache
 
     async def stats_body(self) -> bytes:
         """The JSON body of /stats, from the cache when the database has not changed."""
-        async with self._engine.connect() as conn:
-            return await self._cache.fetch_current(conn, STATS_CACHE_KEY, lambda: load_stats(conn))
+        return await self._cache.fetch_current(self._pool, STATS_CACHE_KEY, load_stats)
 
 
-def provide_stats_service(
-    db_engine: NamedDependency[AsyncEngine], cache: NamedDependency[Cache]
-) -> StatsService:
-    """The `stats_service` dependency of the /stats handler."""
-    return StatsService(db_engine, cache)
-
-
-async def load_stats(conn: AsyncConnection) -> bytes:
+async def load_stats(conn: asyncpg.Connection) -> bytes:
     """The JSON body of /stats from the six count rows."""
-    rows = (await conn.execute(STATS_QUERY)).all()
-    return msgspec.json.encode(build_stats(rows))
+    rows = await conn.fetch(STATS_QUERY)
+    return _ENCODER.encode(build_stats((_PRIORITY[p], c, t) for p, c, t in rows))
 
 
 def build_stats(rows: Iterable[tuple[Priority, bool, int]]) -> Stats:

@@ -1,10 +1,10 @@
-"""`python -m tasks_api`: one uvicorn process serving tasks_api.app:create_app on HOST/PORT."""
+"""`python -m tasks_api`: granian (one worker) serving tasks_api.app:create_app on HOST/PORT."""
 
 from __future__ import annotations
 
 from taskflow_core.server import run
 
-from tasks_api.app import SERVICE
+from tasks_api import SERVICE
 
 APP_FACTORY = "tasks_api.app:create_app"
 

@@ -13,10 +13,15 @@ from taskflow_core.plugin import create_api
 from taskflow_core.server import load_settings
 from taskflow_core.settings import Settings
 
+from tasks_api import SERVICE
 from tasks_api.controllers import TaskController
-
-SERVICE = "tasks-api"
+from tasks_api.service import TaskService
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    return create_api(SERVICE, [TaskController], settings or load_settings(SERVICE))
+    return create_api(
+        SERVICE,
+        [TaskController],
+        settings or load_settings(SERVICE),
+        services={"task_service": TaskService},
+    )

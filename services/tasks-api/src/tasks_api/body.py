@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from taskflow_core.problems import (
     FieldError,
     InvalidRequest,
@@ -18,6 +21,10 @@ from taskflow_core.tracing import name_span_after_route
 from tasks_api.schemas import READ_ONLY_FIELDS, title_problem
 
 BeforeRequest = Callable[[Request[Any, Any, Any]], Awaitable[None]]
+# What a 413 still reads and throws away, so the connection closes without unread data (which
+# would reset it and could lose the 413 itself); a larger body is cut off as before.
+DISCARD_BYTES = 1024 * 1024
+DISCARD_SECONDS = 2.0
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -36,7 +43,11 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
         await name_span_after_route(request)  # a handler hook replaces the app-level one
         if not is_json_media_type(request.headers.get("content-type", "")):
             raise UnsupportedMediaType("The request body must be application/json.")
-        body = await request.body()  # over 64 KiB: 413 before anything is decoded
+        try:
+            body = await request.body()  # over 64 KiB: 413 before anything is decoded
+        except RequestEntityTooLarge:
+            await _discard_rest(request)
+            raise
         try:
             document = msgspec.json.decode(body)
         except (msgspec.DecodeError, UnicodeDecodeError):  # JSON text must be UTF-8
@@ -58,6 +69,19 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
             raise InvalidRequest(f"Invalid value for: {names}.", errors=errors) from None
 
     return check
+
+
+async def _discard_rest(request: Request[Any, Any, Any]) -> None:
+    discarded = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DISCARD_SECONDS):
+            while discarded <= DISCARD_BYTES:
+                message = await request.receive()
+                if message["type"] != "http.request":
+                    return
+                discarded += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 def _reject_unknown(document: dict[str, Any], fields: frozenset[str]) -> None:

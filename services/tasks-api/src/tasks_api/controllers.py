@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
@@ -25,7 +25,7 @@ from tasks_api.operations import (
 )
 from tasks_api.queries import DEFAULT_SORT, ListQuery, Sort
 from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
-from tasks_api.service import StoredTask, TaskService, provide_task_service
+from tasks_api.service import StoredTask, TaskService
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1..100.")]
 Timestamp = Annotated[
@@ -45,7 +45,6 @@ IfMatchHeader = Annotated[
 class TaskController(Controller):
     path = "/tasks"
     tags = ["tasks"]
-    dependencies = {"task_service": Provide(provide_task_service, sync_to_thread=False)}
 
     @get(
         operation_id="listTasks",

@@ -1,4 +1,5 @@
-"""The SQL of tasks-api: the keyset list query and the single-task statements.
+"""The SQL of tasks-api: the keyset list query and the single-task statements, as asyncpg runs
+them (positional `$n` parameters, each distinct text a prepared statement per connection).
 
 `list_statement(ListQuery(...))` selects one page plus one row (its presence means a next page)
 for the filters, the sort (ties broken by id in the sort's direction) and the position after
@@ -12,33 +13,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    delete,
-    insert,
-    literal,
-    or_,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert, ReturningUpdate
-from taskflow_core.models import Priority, Task, priority_type
+from taskflow_core.models import Priority
 
-TASK_COLUMNS = (
-    Task.id,
-    Task.title,
-    Task.description,
-    Task.completed,
-    Task.priority,
-    Task.created_at,
-    Task.updated_at,
-    Task.version,
-)
+TASK_COLUMNS = "id, title, description, completed, priority, created_at, updated_at, version"
+LIKE_ESCAPE = "/"
 
 
 class Sort(enum.StrEnum):
@@ -79,89 +59,134 @@ class ListQuery:
     position: Position | None = None
 
 
-TaskSelect = Select[int, str, str | None, bool, Priority, datetime, datetime, int]
+class Statement(NamedTuple):
+    """SQL text with `$n` placeholders and its parameters, in order."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
 
 
-def list_statement(query: ListQuery) -> TaskSelect:
+class _Params:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str = "") -> str:
+        self.values.append(value)
+        return f"${len(self.values)}{cast}"
+
+
+def list_statement(query: ListQuery) -> Statement:
     """SELECT of one page plus one row (its presence means there is a next page)."""
-    sort_column: QueryableAttribute[Any] = (
-        Task.priority if query.sort.by_priority else Task.created_at
-    )
-    statement = select(*TASK_COLUMNS).where(*_filters(query))
+    bind = _Params()
+    filters = _filters(query, bind)
+    sort_column = "priority" if query.sort.by_priority else "created_at"
     if query.position is not None:
-        statement = statement.where(_after(query, sort_column, query.position))
-    if query.sort.descending:
-        statement = statement.order_by(sort_column.desc(), Task.id.desc())
-    else:
-        statement = statement.order_by(sort_column.asc(), Task.id.asc())
-    return statement.limit(query.limit + 1)
+        value = query.position.value
+        if isinstance(value, Priority):
+            bound = bind(value.value, "::task_priority")
+        else:
+            bound = bind(value, "::timestamptz")
+        operator = "<" if query.sort.descending else ">"
+        filters.append(
+            f"({sort_column}, id) {operator} ({bound}, {bind(query.position.id, '::bigint')})"
+        )
+    direction = "DESC" if query.sort.descending else "ASC"
+    where = f" WHERE {' AND '.join(filters)}" if filters else ""
+    sql = (
+        f"SELECT {TASK_COLUMNS} FROM tasks{where} "
+        f"ORDER BY {sort_column} {direction}, id {direction} LIMIT {bind(query.limit + 1, '::int')}"
+    )
+    return Statement(sql, tuple(bind.values))
 
 
-def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    # Priorities are written into the SQL text (three values, no injection possible): a cached
+def _filters(query: ListQuery, bind: _Params) -> list[str]:
+    filters: list[str] = []
+    # Priorities are written into the SQL text (enum values, no injection possible): a cached
     # generic plan then still knows which priority it filters on and keeps using the index
     # that leads with it, instead of filtering a neighbouring index row by row for a rare value.
-    priorities = [literal(p, priority_type, literal_execute=True) for p in query.priorities]
+    priorities = [f"'{Priority(p).value}'" for p in query.priorities]
     if len(priorities) == 1:
-        filters.append(Task.priority == priorities[0])
+        filters.append(f"priority = {priorities[0]}")
     elif priorities:
-        filters.append(Task.priority.in_(priorities))
+        filters.append(f"priority IN ({', '.join(priorities)})")
     if query.completed is not None:
-        filters.append(Task.completed == query.completed)
+        filters.append(f"completed = {'true' if query.completed else 'false'}")
     if query.q:
-        # autoescape: `%`, `_` and the escape character in q match themselves.
-        filters.append(Task.title.icontains(query.q, autoescape=True))
+        pattern = bind(_like_escaped(query.q), "::text")
+        filters.append(f"title ILIKE '%' || {pattern} || '%' ESCAPE '/'")
     if query.created_after is not None:
-        filters.append(Task.created_at > query.created_after)
+        filters.append(f"created_at > {bind(query.created_after, '::timestamptz')}")
     if query.created_before is not None:
-        filters.append(Task.created_at < query.created_before)
+        filters.append(f"created_at < {bind(query.created_before, '::timestamptz')}")
     return filters
 
 
-def _after(
-    query: ListQuery, sort_column: QueryableAttribute[Any], position: Position
-) -> ColumnElement[bool]:
-    value = (
-        literal(position.value, priority_type)
-        if query.sort.by_priority
-        else literal(position.value, Task.created_at.type)
-    )
-    row = tuple_(sort_column, Task.id)
-    bound = tuple_(value, literal(position.id, Task.id.type))
-    return row < bound if query.sort.descending else row > bound
+def _like_escaped(text: str) -> str:
+    """`%`, `_` and the escape character match themselves."""
+    for special in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, LIKE_ESCAPE + special)
+    return text
 
 
-def select_task(task_id: int, versions: frozenset[int] | None = None) -> TaskSelect:
+def select_task(task_id: int, versions: frozenset[int] | None = None) -> Statement:
     """One task by id; with `versions`, only while it still has one of them."""
-    return select(*TASK_COLUMNS).where(Task.id == task_id, *_version_filter(versions))
+    condition, params = _by_id(task_id, versions)
+    return Statement(f"SELECT {TASK_COLUMNS} FROM tasks WHERE {condition}", params)
 
 
-def insert_task(values: dict[str, Any]) -> ReturningInsert[*tuple[Any, ...]]:
-    return insert(Task).values(**values).returning(*TASK_COLUMNS)
+INSERT_TASK = (
+    "INSERT INTO tasks (title, description, completed, priority) "
+    f"VALUES ($1, $2, $3, $4::task_priority) RETURNING {TASK_COLUMNS}"
+)
+
+
+def insert_task(title: str, description: str | None, completed: bool, priority: str) -> Statement:
+    return Statement(INSERT_TASK, (title, description, completed, priority))
+
+
+# Columns a PATCH may set, with the cast their parameter needs.
+UPDATABLE = {"title": "", "description": "", "completed": "", "priority": "::task_priority"}
 
 
 def update_task(
     task_id: int, changes: dict[str, Any], versions: frozenset[int] | None
-) -> ReturningUpdate[*tuple[Any, ...]]:
+) -> Statement:
     """UPDATE ... RETURNING of one task, conditional on `versions` (None: unconditional).
 
     Only a row that `changes` would really change is updated: a no-op PATCH returns no row and
     leaves version, ETag and updated_at as they were.
     """
-    differs = or_(*(getattr(Task, name).is_distinct_from(value) for name, value in changes.items()))
-    condition = [Task.id == task_id, *_version_filter(versions), differs]
-    return update(Task).values(**changes).where(*condition).returning(*TASK_COLUMNS)
+    bind = _Params()
+    placeholders = {
+        column: bind(_plain(changes[column]), cast)
+        for column, cast in UPDATABLE.items()
+        if column in changes
+    }
+    assignments = ", ".join(f"{column} = {value}" for column, value in placeholders.items())
+    differs = " OR ".join(f"{c} IS DISTINCT FROM {v}" for c, v in placeholders.items())
+    condition, params = _by_id(task_id, versions, start=len(bind.values))
+    sql = (
+        f"UPDATE tasks SET {assignments} WHERE {condition} AND ({differs}) RETURNING {TASK_COLUMNS}"
+    )
+    return Statement(sql, (*bind.values, *params))
 
 
-def delete_task(task_id: int, versions: frozenset[int] | None) -> ReturningDelete[*tuple[Any, ...]]:
-    condition = [Task.id == task_id, *_version_filter(versions)]
-    return delete(Task).where(*condition).returning(Task.id)
+def delete_task(task_id: int, versions: frozenset[int] | None) -> Statement:
+    condition, params = _by_id(task_id, versions)
+    return Statement(f"DELETE FROM tasks WHERE {condition} RETURNING id", params)
 
 
-def task_exists(task_id: int) -> Select[int]:
-    return select(Task.id).where(Task.id == task_id)
+def task_exists(task_id: int) -> Statement:
+    return Statement("SELECT id FROM tasks WHERE id = $1", (task_id,))
 
 
-def _version_filter(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
-    return [] if versions is None else [Task.version.in_(sorted(versions))]
+def _by_id(
+    task_id: int, versions: frozenset[int] | None, start: int = 0
+) -> tuple[str, tuple[Any, ...]]:
+    if versions is None:
+        return f"id = ${start + 1}", (task_id,)
+    return f"id = ${start + 1} AND version = ANY(${start + 2}::int[])", (task_id, sorted(versions))
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Priority) else value

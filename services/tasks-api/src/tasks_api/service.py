@@ -1,23 +1,25 @@
 """TaskService: what tasks-api does with the database and the cache, free of HTTP.
 
-Reads and writes go through SQLAlchemy Core connections from the request pool's engine (no ORM
-session). Pages of `GET /tasks` are cached under keys carrying the database generation and the
-page body's format (taskflow_core.cache). ETags are `"<id>.<version>"`; a conditional write is
-one statement, so of two writers holding one ETag exactly one succeeds.
+Reads and writes are single statements on the request pool's asyncpg connections (autocommit:
+each statement is its own transaction, triggers included). Pages of `GET /tasks` are cached
+under keys carrying the database generation and the page body's format (taskflow_core.cache).
+ETags are `"<id>.<version>"`; a conditional write is one statement, so of two writers holding
+one ETag exactly one succeeds.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
+import asyncpg
 import msgspec
-from litestar.di import NamedDependency
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from taskflow_core.cache import Cache, body_format
+from taskflow_core.engine import RequestPool
+from taskflow_core.models import Priority
 from taskflow_core.problems import NotFound, PreconditionFailed, Problem
 
 from tasks_api.cursor import MAX_ID, encode_cursor
@@ -25,6 +27,7 @@ from tasks_api.etag import IfMatch, etag
 from tasks_api.queries import (
     ListQuery,
     Position,
+    Statement,
     delete_task,
     insert_task,
     list_statement,
@@ -37,7 +40,8 @@ from tasks_api.schemas import Task, TaskCreate, TaskPage, TaskPatch
 # Cached pages are keyed by their body's format: a pod with another TaskPage shape never
 # reads pages an older or newer pod cached in the same Redis.
 PAGE_FORMAT = body_format(TaskPage)
-TaskRecord: TypeAlias = Row[*tuple[Any, ...]]
+_ENCODER = msgspec.json.Encoder()
+_PRIORITY = {p.value: p for p in Priority}  # a dict lookup costs less than Priority(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,62 +53,58 @@ class StoredTask:
 
 
 class TaskService:
-    def __init__(self, engine: AsyncEngine, cache: Cache) -> None:
-        self._engine = engine
+    """One per app (the `task_service` dependency)."""
+
+    def __init__(self, pool: RequestPool, cache: Cache) -> None:
+        self._pool = pool
         self._cache = cache
 
     async def list_page(self, query: ListQuery, cursor_token: str | None) -> bytes:
         """The JSON body of one page, from the cache when the database has not changed."""
-        async with self._engine.connect() as conn:
-            return await self._cache.fetch_current(
-                conn, page_cache_key(query, cursor_token), lambda: _load_page(conn, query)
-            )
+        return await self._cache.fetch_current(
+            self._pool, page_cache_key(query, cursor_token), lambda conn: load_page(conn, query)
+        )
 
     async def get(self, task_id: int) -> StoredTask:
         _check_id(task_id)
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select_task(task_id))).one_or_none()
+        async with self._pool.connection() as conn:
+            row = await _fetchrow(conn, select_task(task_id))
         if row is None:
             raise _not_found(task_id)
         return _stored(row)
 
     async def create(self, data: TaskCreate) -> StoredTask:
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(insert_task(msgspec.structs.asdict(data)))).one()
+        statement = insert_task(data.title, data.description, data.completed, data.priority.value)
+        async with self._pool.connection() as conn:
+            row = await _fetchrow(conn, statement)
+        assert row is not None  # INSERT ... RETURNING returns its row
         return _stored(row)
 
     async def update(self, task_id: int, patch: TaskPatch, condition: IfMatch | None) -> StoredTask:
         _check_id(task_id)
         versions = _versions(condition)
         changes = patch.changes()
-        async with self._engine.begin() as conn:
+        async with self._pool.connection() as conn:
             row = None
             if changes:
-                row = (await conn.execute(update_task(task_id, changes, versions))).one_or_none()
+                row = await _fetchrow(conn, update_task(task_id, changes, versions))
             if row is None:  # nothing to change: the task as it is, if it matches the condition
-                row = (await conn.execute(select_task(task_id, versions))).one_or_none()
+                row = await _fetchrow(conn, select_task(task_id, versions))
             if row is None:
                 raise await _missing_or_stale(conn, task_id)
         return _stored(row)
 
     async def delete(self, task_id: int, condition: IfMatch | None) -> None:
         _check_id(task_id)
-        async with self._engine.begin() as conn:
-            deleted = (await conn.execute(delete_task(task_id, _versions(condition)))).first()
+        async with self._pool.connection() as conn:
+            deleted = await _fetchrow(conn, delete_task(task_id, _versions(condition)))
             if deleted is None:
                 raise await _missing_or_stale(conn, task_id)
 
 
-def provide_task_service(
-    db_engine: NamedDependency[AsyncEngine], cache: NamedDependency[Cache]
-) -> TaskService:
-    """The `task_service` dependency of the /tasks handlers."""
-    return TaskService(db_engine, cache)
-
-
 def page_cache_key(query: ListQuery, cursor_token: str | None) -> str:
     """The cache key of one page: its body's format and every input that shapes the page."""
-    normalized = msgspec.json.encode(
+    normalized = _ENCODER.encode(
         [
             [p.value for p in query.priorities],
             query.completed,
@@ -119,37 +119,35 @@ def page_cache_key(query: ListQuery, cursor_token: str | None) -> str:
     return f"tasks:list:{PAGE_FORMAT}:{hashlib.sha256(normalized).hexdigest()}"
 
 
-async def _load_page(conn: AsyncConnection, query: ListQuery) -> bytes:
-    rows = (await conn.execute(list_statement(query))).all()
+async def load_page(conn: asyncpg.Connection, query: ListQuery) -> bytes:
+    """The JSON body of one page (TaskPage) read on `conn`."""
+    statement = list_statement(query)
+    rows: Sequence[asyncpg.Record] = await conn.fetch(statement.sql, *statement.params)
     page = rows[: query.limit]
     next_cursor = None
     if len(rows) > query.limit:
         last = page[-1]
-        value = last.priority if query.sort.by_priority else last.created_at
-        next_cursor = encode_cursor(query.sort, Position(value, last.id))
-    return msgspec.json.encode(
-        TaskPage(items=[_task(row) for row in page], next_cursor=next_cursor)
-    )
+        value = _PRIORITY[last["priority"]] if query.sort.by_priority else last["created_at"]
+        next_cursor = encode_cursor(query.sort, Position(value, last["id"]))
+    return _ENCODER.encode(TaskPage(items=[_task(row) for row in page], next_cursor=next_cursor))
+
+
+async def _fetchrow(conn: asyncpg.Connection, statement: Statement) -> asyncpg.Record | None:
+    return await conn.fetchrow(statement.sql, *statement.params)
 
 
 def _utc_text(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _task(row: TaskRecord) -> Task:
-    return Task(
-        id=row.id,
-        title=row.title,
-        description=row.description,
-        completed=row.completed,
-        priority=row.priority,
-        created_at=row.created_at.astimezone(UTC),
-        updated_at=row.updated_at.astimezone(UTC),
-    )
+def _task(row: Any) -> Task:
+    # asyncpg returns timestamptz in UTC and the priority enum as its text; fields in order.
+    task_id, title, description, completed, priority, created_at, updated_at, _ = row
+    return Task(task_id, title, description, completed, _PRIORITY[priority], created_at, updated_at)
 
 
-def _stored(row: TaskRecord) -> StoredTask:
-    return StoredTask(_task(row), etag(row.id, row.version))
+def _stored(row: asyncpg.Record) -> StoredTask:
+    return StoredTask(_task(row), etag(row["id"], row["version"]))
 
 
 def _versions(condition: IfMatch | None) -> frozenset[int] | None:
@@ -159,9 +157,9 @@ def _versions(condition: IfMatch | None) -> frozenset[int] | None:
     return condition.versions
 
 
-async def _missing_or_stale(conn: AsyncConnection, task_id: int) -> Problem:
+async def _missing_or_stale(conn: asyncpg.Connection, task_id: int) -> Problem:
     """Why a conditional write touched no row: the task is gone (404) or has changed (412)."""
-    if (await conn.execute(task_exists(task_id))).first() is None:
+    if await _fetchrow(conn, task_exists(task_id)) is None:
         return _not_found(task_id)
     return PreconditionFailed(f"Task {task_id} has changed since the given ETag; read it again.")
 
