@@ -40,6 +40,16 @@ class AccessLine(msgspec.Struct, omit_defaults=True):
     span_id: str | None = None
 
 
+def trace_id_of(traceparent: bytes) -> str | None:
+    """The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if valid."""
+    parts = traceparent.strip().split(b"-")
+    if len(parts) < 4 or len(parts[1]) != 32:
+        return None
+    trace_id = parts[1].decode("ascii", "replace").lower()
+    valid = all(c in "0123456789abcdef" for c in trace_id) and trace_id.strip("0") != ""
+    return trace_id if valid else None
+
+
 class AccessLog:
     def __init__(self, level: str, stream: IO[bytes] | None = None, tracing: bool = False) -> None:
         numeric = logging.getLevelNamesMapping()[level]
@@ -59,6 +69,7 @@ class AccessLog:
         status: int,
         seconds: float,
         client: str | None,
+        traceparent: bytes | None = None,
     ) -> None:
         error = status >= SERVER_ERROR
         if not (self._error if error else self._info):
@@ -80,6 +91,9 @@ class AccessLog:
             if context.is_valid:
                 line.trace_id = format(context.trace_id, "032x")
                 line.span_id = format(context.span_id, "016x")
+        elif traceparent is not None:
+            # No span is recorded without an exporter, yet the caller's trace is still named.
+            line.trace_id = trace_id_of(traceparent)
         self._pending.append(self._encoder.encode(line) + b"\n")
         if error:
             self.flush()

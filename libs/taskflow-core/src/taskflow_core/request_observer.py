@@ -60,7 +60,16 @@ class RequestObserver(ASGIMiddleware):
             duration.observe(seconds)
             if errors is not None:
                 errors.inc()
-            self.access_log.request(method, scope["path"], route, status, seconds, _client(scope))
+            self.access_log.request(
+                method, scope["path"], route, status, seconds, _client(scope), _traceparent(scope)
+            )
+
+
+def _traceparent(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            return value
+    return None
 
 
 def _client(scope: Scope) -> str | None:
