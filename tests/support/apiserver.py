@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from litestar import Litestar
@@ -99,3 +100,10 @@ async def in_process(database_url: str, **env: str) -> AsyncIterator[AsyncTestCl
     settings = Settings.from_env({"DATABASE_URL": database_url, **env})
     async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
+
+
+async def create_task(client: AsyncTestClient[Litestar], **fields: Any) -> httpx.Response:
+    """POST /tasks with a default title; asserts the 201."""
+    response = await client.post("/tasks", json={"title": "a task", **fields})
+    assert response.status_code == 201, response.text
+    return response

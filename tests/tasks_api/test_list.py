@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,12 +21,6 @@ from tests.support.problems import assert_problem, field_names
 Client = AsyncTestClient[Litestar]
 BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PRIORITY_RANK = {"low": 0, "medium": 1, "high": 2}
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with in_process(database_url) as test_client:
-        yield test_client
 
 
 def insert(database_url: str, rows: list[dict[str, Any]]) -> None:

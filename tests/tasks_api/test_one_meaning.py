@@ -5,36 +5,20 @@ which bodies refuse unknown fields."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from taskflow_core.problems import ProblemKind
 
-from tests.support.apiserver import in_process
+from tests.support.apiserver import create_task
 from tests.support.problems import assert_problem, field_names
 
 Client = AsyncTestClient[Litestar]
 
 
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with in_process(database_url) as test_client:
-        yield test_client
-
-
-async def create(client: Client, **fields: Any) -> httpx.Response:
-    response = await client.post("/tasks", json={"title": "a task", **fields})
-    assert response.status_code == 201, response.text
-    return response
-
-
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 async def test_only_the_canonical_decimal_id_addresses_a_task(client: Client, method: str) -> None:
-    task_id = (await create(client)).json()["id"]
+    task_id = (await create_task(client)).json()["id"]
     assert task_id < 10  # a fresh database: the spellings below all denote this id
     spellings = [f"0{task_id}", f"000{task_id}", f"+{task_id}", f"{task_id}.0", f" {task_id}"]
     spellings += ["%EF%BC%91".replace("91", f"{0x90 + task_id:x}"), "1_0", "0"]
@@ -75,9 +59,9 @@ async def test_a_single_valued_parameter_given_twice_is_400_naming_it(
 
 
 async def test_titles_are_trimmed_and_hold_no_control_characters(client: Client) -> None:
-    created = (await create(client, title="  \t padded title \u3000 ")).json()
+    created = (await create_task(client, title="  \t padded title \u3000 ")).json()
     assert created["title"] == "padded title"
-    assert (await create(client, title=" " + "é" * 255 + " ")).json()["title"] == "é" * 255
+    assert (await create_task(client, title=" " + "é" * 255 + " ")).json()["title"] == "é" * 255
     location = f"/tasks/{created['id']}"
     patched = await client.patch(location, json={"title": "  renamed  "})
     assert patched.json()["title"] == "renamed"
@@ -103,7 +87,7 @@ async def test_titles_are_trimmed_and_hold_no_control_characters(client: Client)
 async def test_a_patch_that_changes_nothing_leaves_version_etag_and_updated_at(
     client: Client,
 ) -> None:
-    created = await create(client, title="same", priority="high", description="d")
+    created = await create_task(client, title="same", priority="high", description="d")
     location, etag = created.headers["location"], created.headers["etag"]
     before = created.json()
     for body in (
@@ -138,7 +122,7 @@ async def test_head_answers_wherever_get_does_with_its_headers_and_no_body(
 
 
 async def test_head_of_a_task_carries_its_etag(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     head = await client.head(created.headers["location"])
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["etag"] == created.headers["etag"]

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from taskflow_core.problems import ProblemKind
 
-from tests.support.apiserver import in_process
+from tests.support.apiserver import create_task
 from tests.support.problems import assert_problem, field_names
 
 Client = AsyncTestClient[Litestar]
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[Client]:
-    async with in_process(database_url) as test_client:
-        yield test_client
-
-
-async def create(client: Client, **fields: Any) -> httpx.Response:
-    response = await client.post("/tasks", json={"title": "a task", **fields})
-    assert response.status_code == 201, response.text
-    return response
-
-
 async def test_create_applies_defaults_and_answers_201_with_location_and_etag(
     client: Client,
 ) -> None:
-    response = await create(client, title="Write the design")
+    response = await create_task(client, title="Write the design")
     task = response.json()
     assert set(task) == {
         "id", "title", "description", "completed", "priority", "created_at", "updated_at"
@@ -56,7 +42,7 @@ async def test_create_applies_defaults_and_answers_201_with_location_and_etag(
 
 async def test_create_keeps_every_given_field(client: Client) -> None:
     body = {"title": "t", "description": "d" * 10_000, "completed": True, "priority": "high"}
-    task = (await create(client, **body)).json()
+    task = (await create_task(client, **body)).json()
     assert {key: task[key] for key in body} == body
 
 
@@ -97,7 +83,7 @@ async def test_every_unknown_and_read_only_field_is_named(client: Client) -> Non
 
 
 async def test_title_of_255_characters_is_accepted(client: Client) -> None:
-    await create(client, title="é" * 255)
+    await create_task(client, title="é" * 255)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +103,7 @@ async def test_a_body_that_is_not_json_is_415(
     headers = {"content-type": content_type} if content_type else {}
     response = await client.post("/tasks", content=content, headers=headers)
     assert_problem(response, 415, ProblemKind.UNSUPPORTED_MEDIA_TYPE)
-    task = (await create(client)).json()
+    task = (await create_task(client)).json()
     patched = await client.patch(f"/tasks/{task['id']}", content=content, headers=headers)
     assert_problem(patched, 415, ProblemKind.UNSUPPORTED_MEDIA_TYPE)
 
@@ -136,7 +122,7 @@ async def test_bodies_over_64_kib_are_413(client: Client) -> None:
         "/tasks", content=big.encode(), headers={"content-type": "application/json"}
     )
     assert_problem(response, 413, ProblemKind.PAYLOAD_TOO_LARGE)
-    task = (await create(client)).json()
+    task = (await create_task(client)).json()
     patched = await client.patch(
         f"/tasks/{task['id']}", content=big.encode(), headers={"content-type": "application/json"}
     )
@@ -171,7 +157,7 @@ async def test_non_numeric_ids_and_unknown_paths_are_404(client: Client) -> None
 
 
 async def test_unsupported_methods_are_405(client: Client) -> None:
-    task = (await create(client)).json()
+    task = (await create_task(client)).json()
     assert_problem(
         await client.put(f"/tasks/{task['id']}", json={}), 405, ProblemKind.METHOD_NOT_ALLOWED
     )
@@ -181,7 +167,7 @@ async def test_unsupported_methods_are_405(client: Client) -> None:
 
 
 async def test_patch_changes_only_the_given_fields(client: Client) -> None:
-    created = await create(client, title="old", description="keep me", priority="low")
+    created = await create_task(client, title="old", description="keep me", priority="low")
     task = created.json()
     response = await client.patch(f"/tasks/{task['id']}", json={"title": "new", "completed": True})
     assert response.status_code == 200, response.text
@@ -197,7 +183,7 @@ async def test_patch_changes_only_the_given_fields(client: Client) -> None:
 
 
 async def test_patch_sets_description_to_null_and_validates_fields(client: Client) -> None:
-    task = (await create(client, description="something")).json()
+    task = (await create_task(client, description="something")).json()
     cleared = await client.patch(f"/tasks/{task['id']}", json={"description": None})
     assert cleared.status_code == 200
     assert cleared.json()["description"] is None
@@ -215,7 +201,7 @@ async def test_patch_sets_description_to_null_and_validates_fields(client: Clien
 
 
 async def test_empty_patch_returns_the_task_unchanged(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     response = await client.patch(created.headers["location"], json={})
     assert response.status_code == 200
     assert response.json() == created.json()
@@ -223,7 +209,7 @@ async def test_empty_patch_returns_the_task_unchanged(client: Client) -> None:
 
 
 async def test_if_match_stale_is_412_current_and_star_succeed(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     location, first_etag = created.headers["location"], created.headers["etag"]
     updated = await client.patch(location, json={"title": "v2"}, headers={"if-match": first_etag})
     assert updated.status_code == 200
@@ -248,7 +234,7 @@ async def test_if_match_stale_is_412_current_and_star_succeed(client: Client) ->
 
 
 async def test_delete_honours_if_match_then_the_task_is_gone(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     location = created.headers["location"]
     await client.patch(location, json={"completed": True})
     stale = await client.delete(location, headers={"if-match": created.headers["etag"]})
@@ -262,7 +248,7 @@ async def test_delete_honours_if_match_then_the_task_is_gone(client: Client) -> 
 
 
 async def test_if_none_match_current_is_304_without_a_body(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     location, tag = created.headers["location"], created.headers["etag"]
     for header in (tag, f"W/{tag}", f'"0.0", {tag}', "*"):
         cached = await client.get(location, headers={"if-none-match": header})
@@ -277,12 +263,12 @@ async def test_if_none_match_current_is_304_without_a_body(client: Client) -> No
 
 
 async def test_delete_without_if_match(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     assert (await client.delete(created.headers["location"])).status_code == 204
 
 
 async def test_delete_with_if_match_star_removes_whatever_version(client: Client) -> None:
-    created = await create(client)
+    created = await create_task(client)
     location = created.headers["location"]
     await client.patch(location, json={"title": "changed"})
     assert (await client.delete(location, headers={"if-match": "*"})).status_code == 204
