@@ -29,14 +29,28 @@ class MethodSemantics:
         if scope["type"] != ScopeType.HTTP:
             await self._handler(scope, receive, send)
             return
-        allowed = self._allowed(scope["path"])
-        if scope["method"] == "OPTIONS" and allowed is not None:
+        method = scope["method"]
+        if method == "OPTIONS" and (allowed := self._allowed(scope["path"])) is not None:
             await _answer_options(allowed, send)
-        elif scope["method"] == "HEAD":
+        elif method == "HEAD":
             as_get = cast("HTTPScope", {**scope, "method": "GET"})
-            await self._handler(as_get, receive, _headers_only(send, allowed))
+            await self._handler(as_get, receive, _headers_only(self._allow_on_405(scope, send)))
         else:
-            await self._handler(scope, receive, _allow_on_405(send, allowed))
+            await self._handler(scope, receive, self._allow_on_405(scope, send))
+
+    def _allow_on_405(self, scope: Scope, send: Send) -> Send:
+        """`send` that names the path's methods on a 405 (looked up only then: rare, not free)."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = self._allowed(scope["path"])
+                if allowed is not None:
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    allow = (b"allow", ", ".join(allowed).encode())
+                    message = {**message, "headers": [*kept, allow]}
+            await send(message)
+
+        return sending
 
     def _allowed(self, path: str) -> list[str] | None:
         """The methods `path` offers (HEAD with GET, and OPTIONS), or None for no such path."""
@@ -63,26 +77,11 @@ async def _answer_options(allowed: list[str], send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _allow_on_405(send: Send, allowed: list[str] | None) -> Send:
-    if allowed is None:
-        return send
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 405:
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-            message = {**message, "headers": [*headers, (b"allow", ", ".join(allowed).encode())]}
-        await send(message)
-
-    return sending
-
-
-def _headers_only(send: Send, allowed: list[str] | None) -> Send:
-    with_allow = _allow_on_405(send, allowed)
-
+def _headers_only(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] != "http.response.body":
-            await with_allow(message)
+            await send(message)
         elif not message.get("more_body", False):  # the GET body ends: end the HEAD answer empty
-            await with_allow({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return sending
