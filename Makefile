@@ -4,6 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the module pip installed (scripts/bootstrap.sh); expanded when used.
 UV = $(shell command -v uv >/dev/null && echo uv || echo python3 -m uv)
 PYTEST = $(UV) run pytest
+TIMED = scripts/timed.sh
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help deps up fmt lint types test test-all bench bench-deps bench-smoke bench-record
@@ -29,19 +30,19 @@ fmt: deps
 	$(UV) run ruff format . && $(UV) run ruff check --fix .
 
 lint: deps
-	$(UV) run ruff format --check .
-	$(UV) run ruff check .
+	@$(TIMED) format $(UV) run ruff format --check .
+	@$(TIMED) lint $(UV) run ruff check .
 
 # Every Python file we own, tests and benchmarks included, as strictly as the services.
 types: deps
-	$(UV) run mypy libs services devstack alembic tests bench
+	@$(TIMED) types $(UV) run mypy libs services devstack alembic tests bench
 
 test: lint types
-	$(PYTEST) -m "not container and not e2e"
+	@$(TIMED) unit-and-integration $(PYTEST) -m "not container and not e2e"
 
 test-all: test
 	@BOOTSTRAP_TOOLS="chromium curl" scripts/bootstrap.sh
-	$(PYTEST) -m "container or e2e"
+	@$(TIMED) container-and-e2e $(PYTEST) -m "container or e2e"
 
 # The side-by-side harness (bench/): wrk and py-spy come with the project's setup.
 bench-deps:
@@ -51,7 +52,7 @@ bench: bench-deps
 	$(UV) run python -m bench
 
 bench-smoke: bench-deps
-	$(UV) run python -m bench --smoke
+	@$(TIMED) bench-smoke $(UV) run python -m bench --smoke
 
 bench-record: bench-deps
 	$(UV) run python -m bench --record
