@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,3 +225,30 @@ def test_reload_restarts_the_app_when_a_synced_source_file_changes(
                     break
             time.sleep(0.1)
         assert httpx.get(server.base_url + "/health", timeout=5).status_code == 200
+
+
+def raw_exchange(base_url: str, request: bytes) -> bytes:
+    """One request written as bytes; the server's whole answer (it closes the connection)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_server_level_rejects_are_as_documented(database_url: str) -> None:
+    """docs/api.md, "Server-level rejects": what the server answers itself, and what it hands on."""
+    with api_server("tasks_api", service_env(database_url)) as server:
+        unknown = raw_exchange(
+            server.base_url, b"FOO /tasks HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        assert unknown.startswith(b"HTTP/1.1 405 ")
+        assert b"content-type: application/problem+json" in unknown.lower()
+        assert b"allow: GET, HEAD, POST, OPTIONS" in unknown
+        long_line = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        assert raw_exchange(server.base_url, long_line).startswith(b"HTTP/1.1 414 ")
+        fields = b"".join(b"X-Field-%d: v\r\n" % i for i in range(100))
+        many = b"GET /health HTTP/1.1\r\nHost: t\r\n" + fields + b"Connection: close\r\n\r\n"
+        assert raw_exchange(server.base_url, many).startswith(b"HTTP/1.1 431 ")
