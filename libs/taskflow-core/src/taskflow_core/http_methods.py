@@ -1,9 +1,10 @@
 """HEAD and OPTIONS with one meaning everywhere, ahead of Litestar's routing.
 
 HEAD is answered wherever GET is, as GET without its body (same status and headers); OPTIONS
-answers 204 with `Allow` listing exactly the path's methods, and every 405 lists the same set.
-Litestar 2.25 answers HEAD with 405 on GET routes and builds OPTIONS' `Allow` from only some of
-a path's handlers, so this wraps the app's ASGI handler (`app.asgi_handler`).
+answers 204 with `Allow` listing exactly the path's methods, and every 405 lists the same set
+(`allow_header`, used by the problem mapper). Litestar 2.25 answers HEAD with 405 on GET routes
+and builds OPTIONS' `Allow` from only some of a path's handlers, so this wraps the app's ASGI
+handler (`app.asgi_handler`); any other request passes straight through.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar.utils import normalize_path
 
 # Not an HTTP method: asking the router for it makes it name the methods a path offers.
 _PROBE_METHOD = "TASKFLOW-ALLOW-PROBE"
+_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class MethodSemantics:
@@ -34,23 +36,9 @@ class MethodSemantics:
             await _answer_options(allowed, send)
         elif method == "HEAD":
             as_get = cast("HTTPScope", {**scope, "method": "GET"})
-            await self._handler(as_get, receive, _headers_only(self._allow_on_405(scope, send)))
+            await self._handler(as_get, receive, _headers_only(send))
         else:
-            await self._handler(scope, receive, self._allow_on_405(scope, send))
-
-    def _allow_on_405(self, scope: Scope, send: Send) -> Send:
-        """`send` that names the path's methods on a 405 (looked up only then: rare, not free)."""
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                allowed = self._allowed(scope["path"])
-                if allowed is not None:
-                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                    allow = (b"allow", ", ".join(allowed).encode())
-                    message = {**message, "headers": [*kept, allow]}
-            await send(message)
-
-        return sending
+            await self._handler(scope, receive, send)
 
     def _allowed(self, path: str) -> list[str] | None:
         """The methods `path` offers (HEAD with GET, and OPTIONS), or None for no such path."""
@@ -64,11 +52,20 @@ class MethodSemantics:
             return None
         else:
             return None  # an ASGI mount answers every method itself
-        if "GET" in methods:
-            methods.add("HEAD")
-        methods.add("OPTIONS")
-        order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-        return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+        return allowed_methods(methods)
+
+
+def allowed_methods(methods: set[str]) -> list[str]:
+    """A route's methods as `Allow` names them: HEAD wherever GET is, OPTIONS always."""
+    methods = {*methods, "OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods, key=lambda m: _ORDER.index(m) if m in _ORDER else len(_ORDER))
+
+
+def allow_header(value: str) -> str:
+    """Litestar's `Allow` of a 405, completed the same way."""
+    return ", ".join(allowed_methods({m.strip() for m in value.split(",") if m.strip()}))
 
 
 async def _answer_options(allowed: list[str], send: Send) -> None:

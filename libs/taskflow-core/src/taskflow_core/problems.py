@@ -26,6 +26,8 @@ from litestar.plugins.problem_details import (
 )
 from sqlalchemy import exc as sa_exc
 
+from taskflow_core.http_methods import allow_header
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://taskflow.dev/problems/"
 RETRY_AFTER_SECONDS = 1
@@ -240,6 +242,8 @@ def _unexpected_problem(exc: Exception) -> Problem:
 def _http_problem(exc: HTTPException) -> Problem:
     status = exc.status_code
     headers = dict(exc.headers or {})
+    if "allow" in headers:  # a 405: name HEAD and OPTIONS too (taskflow_core.http_methods)
+        headers["allow"] = allow_header(headers["allow"])
     kind = _KIND_BY_STATUS.get(status)
     if kind is None:
         phrase = _phrase(status)
