@@ -62,6 +62,8 @@ IN_CLUSTER_SERVICES = {
         for workload in (
             "Deployment/grafana",
             "Deployment/prometheus",
+            "Deployment/kube-state-metrics",
+            "Deployment/jaeger",
             "Deployment/redis",
             "StatefulSet/postgres",
         )
@@ -72,8 +74,9 @@ IN_CLUSTER_SERVICES = {
     ("CKV_K8S_40", "Deployment/grafana"),
     ("CKV_K8S_40", "Deployment/redis"),
     ("CKV_K8S_40", "StatefulSet/postgres"),
-    # Kubernetes service discovery.
+    # Kubernetes service discovery; kube-state-metrics lists the namespace's objects.
     ("CKV_K8S_38", "Deployment/prometheus"),
+    ("CKV_K8S_38", "Deployment/kube-state-metrics"),
     # Laptop clusters pull the exporter IfNotPresent (prod: Always).
     ("CKV_K8S_15", "Deployment/web"),
 }
