@@ -94,8 +94,12 @@ def database(postgres: Postgres) -> tuple[str, int]:
     return name, port
 
 
-# Loadtest samples a fraction of traces (its patch api-trace-sampling.yaml); dev samples all.
-LOADTEST_SAMPLING = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.05"}
+# Loadtest samples a fraction of traces (its patch api-trace-sampling.yaml); dev samples all and
+# exports to Jaeger (the tracing component, which loadtest leaves out for the reference node).
+LOADTEST_SAMPLING = {
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.05",
+}
 
 
 def test_loadtest_pods_get_the_dev_environment_without_reload() -> None:
@@ -110,8 +114,12 @@ def test_loadtest_pods_get_the_dev_environment_without_reload() -> None:
                     envs[overlay, name_of(template.owner), c["name"]] = env
     for (overlay, owner, container), env in envs.items():
         if overlay == "loadtest":
-            sampling = LOADTEST_SAMPLING if container == "api" else {}
-            assert env == envs["dev", owner, container] | sampling, (owner, container)
+            dev = dict(envs["dev", owner, container])
+            if container == "api":
+                assert dev.pop("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://jaeger:4318"
+                assert dev.pop("OTEL_EXPORTER_OTLP_PROTOCOL") == "http/protobuf"
+                dev |= LOADTEST_SAMPLING
+            assert env == dev, (owner, container)
 
 
 def test_pods_migrate_and_serve_with_their_own_commands_and_environment(

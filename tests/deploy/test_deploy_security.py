@@ -411,23 +411,27 @@ def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
     assert not allowed(docs, web, prometheus, 9090)
     # Observability: spans to Jaeger, scrapes of the exporters and kube-state-metrics, Grafana
     # reading traces; nothing else reaches them.
-    jaeger, ksm = by_name(pods, "jaeger"), by_name(pods, "kube-state-metrics")
+    ksm = by_name(pods, "kube-state-metrics")
     for api in (tasks, stats):
-        assert allowed(docs, api, jaeger, 4318), "APIs export OTLP/HTTP"
-        assert allowed(docs, api, jaeger, 4317), "APIs may export OTLP/gRPC"
-        assert not allowed(docs, api, jaeger, 16686)
         assert not allowed(docs, api, ksm, 8080)
-    assert allowed(docs, grafana, jaeger, 16686)
-    assert not allowed(docs, grafana, jaeger, 4318)
-    assert not allowed(docs, web, jaeger, 4318)
     assert allowed(docs, prometheus, ksm, 8080)
     assert allowed(docs, prometheus, postgres, 9187), "postgres_exporter beside PostgreSQL"
     assert allowed(docs, prometheus, redis, 9121), "redis_exporter beside Redis"
     assert not allowed(docs, grafana, ksm, 8080)
     assert not allowed(docs, tasks, postgres, 9187)
     assert not allowed(docs, ksm, postgres, 5432)
-    assert not allowed(docs, jaeger, postgres, 5432)
     assert not allowed(docs, ksm, tasks, 8000)
+    if overlay == "dev":  # the tracing component (loadtest: optional)
+        jaeger = by_name(pods, "jaeger")
+        for api in (tasks, stats):
+            assert allowed(docs, api, jaeger, 4318), "APIs export OTLP/HTTP"
+            assert allowed(docs, api, jaeger, 4317), "APIs may export OTLP/gRPC"
+            assert not allowed(docs, api, jaeger, 16686)
+        assert allowed(docs, grafana, jaeger, 16686)
+        assert not allowed(docs, grafana, jaeger, 4318)
+        assert not allowed(docs, web, jaeger, 4318)
+        assert not allowed(docs, jaeger, postgres, 5432)
+        assert not allowed(docs, prometheus, jaeger, 16686)
     if overlay == "loadtest":
         loadgen = by_name(pods, "loadgen")
         assert allowed(docs, loadgen, tasks, 8000)
