@@ -3,8 +3,9 @@
 Each `kubernetes_sd_configs` becomes `file_sd_configs`, and the target files carry what
 Kubernetes pod discovery would: one target per container port of each rendered pod template, with
 the same `__meta_kubernetes_*` labels, so the shipped relabelling is what runs. Only addresses
-differ: the pod IP is loopback, and each manifest port (in the container ports and the
-`prometheus.io/port` annotation alike) is mapped to the local process that plays that container.
+differ: the pod IP is loopback, each manifest port (in the container ports and the
+`prometheus.io/port` annotation alike) is mapped to the local process that plays that container,
+and Prometheus' scrape of itself names the port it listens on here.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ def sanitize(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
-def file_sd_config(config: dict[str, Any], sd_dir: Path) -> dict[str, Any]:
-    """`config` with every job's Kubernetes discovery replaced by `<sd_dir>/<job>.json`."""
+def file_sd_config(
+    config: dict[str, Any], sd_dir: Path, self_address: str | None = None
+) -> dict[str, Any]:
+    """`config` with every job's Kubernetes discovery replaced by `<sd_dir>/<job>.json` (and
+    the self-scrape aimed at `self_address`, when given)."""
     transformed = json.loads(json.dumps(config))
     for job in transformed["scrape_configs"]:
+        if job["job_name"] == "prometheus" and self_address is not None:
+            job["static_configs"] = [{"targets": [self_address]}]
         if job.pop("kubernetes_sd_configs", None) is not None:
             path = sd_dir / f"{job['job_name']}.json"
             job["file_sd_configs"] = [{"files": [str(path)], "refresh_interval": "5s"}]
@@ -88,7 +94,7 @@ def pod_targets(
     return groups
 
 
-def write_config(directory: Path, groups: list[Obj]) -> Path:
+def write_config(directory: Path, groups: list[Obj], self_address: str | None = None) -> Path:
     """The transformed prometheus.yml, its rules file beside it, and the discovery files (every
     job that used Kubernetes discovery sees the same pods, as in the namespace)."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
@@ -97,6 +103,6 @@ def write_config(directory: Path, groups: list[Obj]) -> Path:
     for job in kubernetes_sd_jobs(config):
         (sd_dir / f"{job}.json").write_text(json.dumps(groups, indent=1))
     path = directory / "prometheus.yml"
-    path.write_text(yaml.safe_dump(file_sd_config(config, sd_dir), sort_keys=False))
+    path.write_text(yaml.safe_dump(file_sd_config(config, sd_dir, self_address), sort_keys=False))
     shutil.copy(ALERT_RULES, directory / ALERT_RULES.name)
     return path
