@@ -36,7 +36,7 @@ def file_sd_config(
 ) -> dict[str, Any]:
     """`config` with every job's Kubernetes discovery replaced by `<sd_dir>/<job>.json` (and
     the self-scrape aimed at `self_address`, when given)."""
-    transformed = json.loads(json.dumps(config))
+    transformed: dict[str, Any] = json.loads(json.dumps(config))
     for job in transformed["scrape_configs"]:
         if job["job_name"] == "prometheus" and self_address is not None:
             job["static_configs"] = [{"targets": [self_address]}]
