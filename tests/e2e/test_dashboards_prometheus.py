@@ -234,6 +234,21 @@ def _problem(run: Run, expr: str) -> str | None:
     return None
 
 
+def readme_queries() -> list[str]:
+    """The PromQL blocks of README.md's "Reading the load test"."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Reading the load test", 1)[1].split("\n## ", 1)[0]
+    return [" ".join(q.split()) for q in re.findall(r"```promql\n(.*?)```", section, re.DOTALL)]
+
+
+def test_the_readme_queries_evaluate_without_error(run: Run) -> None:
+    queries = readme_queries()
+    assert len(queries) >= 5
+    for expr in queries:
+        answer = _query(run.prometheus, expr, run.at)
+        assert answer["status"] == "success", (expr, answer.get("error"))
+
+
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_every_panel_query_returns_data(run: Run, path: Path) -> None:
     dashboard = json.loads(path.read_text())
