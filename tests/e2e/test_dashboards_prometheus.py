@@ -51,7 +51,7 @@ POD_NAMES = {
 }
 # What Grafana substitutes for $__rate_interval at the shipped 15 s scrape interval (4 x 15 s).
 RATE_INTERVAL = "1m"
-SCRAPES_BEFORE_QUERYING = 3
+SCRAPES_BEFORE_QUERYING = 2
 WAIT_FOR_SCRAPES = 90.0
 
 
