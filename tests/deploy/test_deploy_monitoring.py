@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -167,18 +168,29 @@ def test_kube_state_metrics_is_namespaced_and_scraped() -> None:
     assert "metrics" in ports
 
 
+def debian_version(package: str) -> str:
+    """The upstream version of an installed Debian package (make test installs the exporters)."""
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{package} is not installed: {done.stderr}"
+    return done.stdout.split(":")[-1].split("-")[0].split("+")[0]
+
+
 @pytest.mark.parametrize("overlay", ["dev", "loadtest"])
 def test_exporters_run_beside_postgres_and_redis_and_are_scraped(overlay: str) -> None:
     docs = render(overlay)
-    for kind, name, image, port in (
-        ("StatefulSet", "postgres", "quay.io/prometheuscommunity/postgres-exporter:v0.11.1", 9187),
-        ("Deployment", "redis", "oliver006/redis_exporter:v1.45.0", 9121),
+    # Each image at the version of the Debian exporter the tests run (same metric names).
+    for kind, name, package, port in (
+        ("StatefulSet", "postgres", "prometheus-postgres-exporter", 9187),
+        ("Deployment", "redis", "prometheus-redis-exporter", 9121),
     ):
         workload = find(docs, kind, name)
         assert workload is not None
         template = workload["spec"]["template"]
         (exporter,) = [c for c in template["spec"]["containers"] if c["name"] == "exporter"]
-        assert exporter["image"] == image
+        assert exporter["image"].endswith(f":v{debian_version(package)}"), exporter["image"]
         assert {p["name"]: p["containerPort"] for p in exporter["ports"]} == {"metrics": port}
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
