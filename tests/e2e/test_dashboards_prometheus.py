@@ -1,13 +1,14 @@
 """Every dashboard query, evaluated by a real Prometheus that scraped the real local stack.
 
-Debian's Prometheus runs on loopback with the shipped prometheus.yml (alerts.yml beside it), only
-its Kubernetes discovery swapped for file discovery that carries the rendered loadtest pods'
-`__meta_kubernetes_*` labels (tests/deploy/prometheus_sd.py), so the shipped relabelling decides
-what is scraped and how it is labelled. It scrapes `make up`'s two APIs and nginx exporter, Debian's
-postgres_exporter and redis_exporter on `make up`'s PostgreSQL and Redis, the load generator's
-/metrics during a short run against the stack, and kube-state-metrics' series from a text fixture
-(tests/deploy/prometheus/kube-state-metrics.prom) on a loopback file server. Then every query of
-every panel, at a moment while the load ran, must return data and no error.
+Debian's Prometheus runs on loopback with the shipped prometheus.yml (alerts.yml beside it) and
+its container's flags, only its Kubernetes discovery swapped for file discovery that carries the
+rendered loadtest pods' `__meta_kubernetes_*` labels (tests/deploy/prometheus_sd.py), so the
+shipped relabelling decides what is scraped and how it is labelled. It scrapes `make up`'s two
+APIs and nginx exporter, Debian's postgres_exporter and redis_exporter on `make up`'s PostgreSQL
+and Redis, the load generator's /metrics during a short run against the stack, and
+kube-state-metrics' series from a text fixture (tests/deploy/prometheus/kube-state-metrics.prom)
+on a loopback file server. Then every query of every panel, at a moment while the load ran, must
+return data and no error.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from aiohttp import web
 
 from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
 from tests.deploy.dashboard_model import DASHBOARDS, expressions
-from tests.deploy.deploy_model import PodTemplate, pod_templates, render
+from tests.deploy.deploy_model import PodTemplate, find, pod_templates, render
 from tests.deploy.prometheus_sd import ALERT_RULES, pod_targets, write_config
 from tests.support.loopback_http import serving_in_thread
 from tests.support.make_up import MakeUp, running_make_up
@@ -109,6 +110,18 @@ def _targets(local: dict[str, dict[int, int]]) -> list[dict[str, Any]]:
     return groups
 
 
+def _shipped_flags(paths: dict[str, str]) -> list[str]:
+    """The Prometheus container's flags (retention, feature flags), its paths made local."""
+    deployment = find(render("loadtest"), "Deployment", "prometheus")
+    assert deployment is not None
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    flags = []
+    for arg in container["args"]:
+        name = arg.split("=", 1)[0]
+        flags.append(f"{name}={paths[name]}" if name in paths else arg)
+    return flags
+
+
 def _query(base: str, expr: str, at: float) -> dict[str, Any]:
     answer = httpx.get(f"{base}/api/v1/query", params={"query": expr, "time": at}, timeout=10)
     body: dict[str, Any] = answer.json()
@@ -171,12 +184,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             }
             port = free_port()
             config = write_config(tmp, _targets(local), f"{LOOPBACK}:{port}")
+            paths = {"--config.file": str(config), "--storage.tsdb.path": str(tmp / "data")}
             processes.append(
                 _start(
                     [
                         _exporter_binary("prometheus"),
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={tmp / 'data'}",
+                        *_shipped_flags(paths),
                         f"--web.listen-address={LOOPBACK}:{port}",
                     ]
                 )
