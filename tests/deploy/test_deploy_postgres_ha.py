@@ -200,3 +200,30 @@ def test_apis_and_migrations_reach_the_primary_through_the_rw_service(overlay: s
     # Nothing in the overlay still names the single PostgreSQL's Service.
     assert find(docs, "Service", "postgres") is None
     assert find(docs, "StatefulSet", "postgres") is None
+
+
+@pytest.mark.parametrize("overlay", HA_OVERLAYS)
+def test_redis_stays_one_cache_instance(overlay: str) -> None:
+    # README.md, "High availability": no Sentinel. Redis holds nothing that is not in
+    # PostgreSQL, both APIs answer from PostgreSQL while it is away
+    # (tests/core/test_cache_consistency.py, test_redis_outage_both_apis_answer_from_postgres_...)
+    # and a fresh instance never serves a stale entry (generation keys).
+    docs = rendered(overlay)
+    redis = [
+        t
+        for t in pod_templates(docs)
+        if any("redis" in str(c.get("image", "")) for c in t.containers())
+    ]
+    assert [t.name for t in redis] == ["Deployment/redis"]
+    (template,) = redis
+    assert template.owner["spec"]["replicas"] == 1
+    (container,) = template.containers()
+    args = container["args"]
+    assert "sentinel" not in " ".join(args)
+    assert args[args.index("--appendonly") + 1] == "no", "a cache: nothing to persist"
+    # Nothing holds a single pod against a drain: it is rescheduled, and the APIs carry on.
+    for pdb in of_kind(docs, "PodDisruptionBudget"):
+        assert pdb["spec"]["selector"].get("matchLabels", {}).get("app.kubernetes.io/name") != (
+            "redis"
+        )
+    assert secret_data(docs, "taskflow-redis")["REDIS_URL"].startswith("redis://redis:6379/")
