@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +130,30 @@ def status_counts(api: ApiProcess) -> dict[str, float]:
     return counts
 
 
+@contextmanager
+def held(loadgen: subprocess.Popen[str], writer: Writer) -> Iterator[None]:
+    """No new request from the load generator or the writer; those in flight have finished."""
+    loadgen.send_signal(signal.SIGSTOP)
+    writer.paused.set()
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        writer.paused.clear()
+        loadgen.send_signal(signal.SIGCONT)
+
+
+def answered(url: str) -> httpx.Response:
+    """GET as a client that retries a 503 would, within RECOVERY_BOUND."""
+    deadline = time.monotonic() + RECOVERY_BOUND
+    while True:
+        response = httpx.get(url, timeout=5)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            assert response.status_code == 200, response.text
+            return response
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def cluster() -> Iterator[tuple[ReplicatedPostgres, TcpForwarder]]:
     with replicated_postgres() as pair:
@@ -163,18 +188,21 @@ def test_a_failover_under_load_answers_503_then_recovers_and_loses_no_acknowledg
             assert loadgen.poll() is None, loadgen.communicate()[0]
 
             # A commit the standby never got: written on the primary alone (what a cancelled
-            # wait for the standby leaves), then read through both APIs into the cache.
+            # wait for the standby leaves), then read through both APIs into the cache. The
+            # writers are held meanwhile, so no write waits on the lost standby yet.
             ghost = f"ghost-{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(primary) as conn:
-                conn.execute("SET LOCAL synchronous_commit = local")
-                conn.execute("INSERT INTO tasks (title, completed) VALUES (%s, true)", (ghost,))
-                pair.replication_link.cut()
-                conn.commit()
-            ghost_generation = generation(primary)
             page = f"/tasks?q={ghost}"
-            cached = [httpx.get(tasks.url + page, timeout=5).json() for _ in range(2)]
-            assert [len(body["items"]) for body in cached] == [1, 1]
-            stats_before = httpx.get(f"{stats.url}/stats", timeout=5).json()
+            with held(loadgen, writer):
+                with psycopg.connect(primary) as conn:
+                    conn.execute("SET LOCAL synchronous_commit = local")
+                    conn.execute("INSERT INTO tasks (title, completed) VALUES (%s, true)", (ghost,))
+                    pair.replication_link.cut()
+                    conn.commit()
+                ghost_generation = generation(primary)
+                cached = [answered(tasks.url + page).json() for _ in range(2)]
+                assert [len(body["items"]) for body in cached] == [1, 1]
+                stats_before = answered(f"{stats.url}/stats").json()
+            time.sleep(0.3)  # writes now wait for the standby, as when it is lost for real
 
             # The primary's pod dies; -rw has no endpoint until the operator promotes.
             stopped = time.monotonic()
@@ -187,27 +215,22 @@ def test_a_failover_under_load_answers_503_then_recovers_and_loses_no_acknowledg
 
             # Bring the new primary's counter to the ghost page's value with other writes
             # (the writers held back meanwhile): a key made of the counter alone would repeat.
-            loadgen.send_signal(signal.SIGSTOP)
-            writer.paused.set()
-            time.sleep(0.5)  # requests in flight fail against the endpoint-less Service
-            with psycopg.connect(standby, autocommit=True) as conn:
-                while generation(standby) < ghost_generation:
-                    conn.execute("INSERT INTO tasks (title) VALUES ('bridge')")
-            assert generation(standby) == ghost_generation
-            switched = time.monotonic()
-            service.point_at(pair.standby.port)
+            with held(loadgen, writer):
+                with psycopg.connect(standby, autocommit=True) as conn:
+                    while generation(standby) < ghost_generation:
+                        conn.execute("INSERT INTO tasks (title) VALUES ('bridge')")
+                assert generation(standby) == ghost_generation
+                switched = time.monotonic()
+                service.point_at(pair.standby.port)
 
-            after = httpx.get(tasks.url + page, timeout=5)
-            assert after.status_code == 200, after.text
-            assert after.json()["items"] == [], "the page cached on the old primary came back"
-            stats_after = httpx.get(f"{stats.url}/stats", timeout=5).json()
-            assert stats_after["total"] == scalar(standby, "SELECT count(*) FROM tasks")
-            # The same total at the same counter value, but the ghost was the one completed task.
-            assert stats_before["completed"] == stats_after["completed"] + 1
-            assert generation(standby) == ghost_generation, "no write moved the counter on"
+                after = answered(tasks.url + page)
+                assert after.json()["items"] == [], "the page cached on the old primary came back"
+                stats_after = answered(f"{stats.url}/stats").json()
+                assert stats_after["total"] == scalar(standby, "SELECT count(*) FROM tasks")
+                # The same total at the same counter value; the ghost was a completed task.
+                assert stats_before["completed"] == stats_after["completed"] + 1
+                assert generation(standby) == ghost_generation, "no write moved the counter on"
 
-            writer.paused.clear()
-            loadgen.send_signal(signal.SIGCONT)
             time.sleep(AFTER)
         finally:
             writer.stopped.set()
