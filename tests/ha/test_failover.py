@@ -238,7 +238,12 @@ def test_a_failover_under_load_answers_503_then_recovers_and_loses_no_acknowledg
             loadgen.send_signal(signal.SIGCONT)
             writer.join(10)
             watch.join(10)
-            output, _ = loadgen.communicate(timeout=60)
+            try:
+                output, _ = loadgen.communicate(timeout=60)
+            finally:
+                if loadgen.poll() is None:
+                    loadgen.kill()
+                    loadgen.communicate(timeout=10)
         assert report.exists(), output
 
         # A write after the failover is visible through both APIs.
