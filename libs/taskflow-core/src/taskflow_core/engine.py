@@ -71,6 +71,15 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# After these the connection's state is unknown: it is dropped, not returned to the pool.
+_CONNECTION_IN_DOUBT = (
+    TimeoutError,
+    asyncio.CancelledError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
 async def _keep_session(_: asyncpg.Connection) -> None:
     """Release without asyncpg's reset query (one round trip per request): request code never
     changes session state, and asyncpg still rolls back a transaction left open."""
@@ -136,8 +145,9 @@ class RequestPool:
             async with asyncio.timeout_at(deadline):
                 yield acquired
         except BaseException as exc:
-            if isinstance(exc, TimeoutError | asyncio.CancelledError):
-                # Its statement may still be cancelling: never wait for that past the deadline.
+            if isinstance(exc, _CONNECTION_IN_DOUBT):
+                # A statement may still be cancelling, or the protocol lost its state (a
+                # session the server ended while idle): never reuse nor wait for it.
                 acquired.terminate()
             raise
         finally:

@@ -333,8 +333,11 @@ def _is_database_unavailable(exc: BaseException) -> bool:
         return False  # local OS errors are bugs or misconfiguration, not an unavailable database
     if isinstance(exc, sa_exc.TimeoutError | TimeoutError | OSError):
         return True  # pool exhausted, request deadline passed, refused or unreachable server
-    if isinstance(exc, asyncpg.InterfaceError):
-        return True  # "connection was closed in the middle of operation", "connection is closed"
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        # "connection was closed in the middle of operation", "connection is closed", and the
+        # protocol state asyncpg is left in when the server ends an idle session ("cannot
+        # switch to state ...; another operation is in progress"); the pool drops the connection.
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES)
     if isinstance(exc, sa_exc.DBAPIError):
