@@ -1,0 +1,143 @@
+"""`python -m bench.memory` (`make bench-memory`): the APIs' resident memory through a steady
+mixed load, a burst, and the database faults of tests/e2e/test_db_faults.py, on a durable
+PostgreSQL and Redis set up as the cluster runs them, each API started as deployed (granian's
+supervisor and its worker). Prints each process's RSS at the end of every phase and its peak,
+then the memory request and limit the peak gives (the whole tree's peak x 1.5, rounded up to
+32 MiB; limit twice the request) beside the manifests'. About two minutes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+
+from bench.datastores import REPO, datastores, seeded_database
+from bench.processes import pinned_server
+from bench.rss import RssWatch
+from bench.run import base_env, deployed_env
+from devstack.postgres_faults import FAULTS, FaultyPostgres
+
+APIS = {"tasks-api": "tasks_api", "stats-api": "stats_api"}
+MANIFESTS = {
+    "tasks-api": REPO / "deploy" / "base" / "api" / "deployment.yaml",
+    "stats-api": REPO / "deploy" / "base" / "stats-api" / "kubernetes-client-memory.yaml",
+}
+HEADROOM = 1.5  # request = peak x 1.5: larger pages, allocator fragmentation, a newer Python
+ROUND_MIB = 32
+
+
+def loadgen(urls: dict[str, str], stages: str, log: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADGEN_")}
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "loadgen", "run", f"--tasks-url={urls['tasks-api']}",
+            f"--stats-url={urls['stats-api']}", f"--stages={stages}", "--timeout=30s",
+            "--metrics-port=0", "--progress-interval=0", "--report=", "--seed=5", *args,
+        ],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def steady_load(urls: dict[str, str], rate: int, workdir: Path) -> Iterator[None]:
+    process = loadgen(urls, f"{rate}:3600s", workdir / "steady.log")
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(120)
+
+
+def api_env(name: str, database_url: str, redis_url: str) -> dict[str, str]:
+    """The pod's environment: the ConfigMap, the database and Redis."""
+    return base_env() | deployed_env() | {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "OTEL_SERVICE_NAME": name,
+    }  # fmt: skip
+
+
+def request_mib(peak_mib: float) -> int:
+    return math.ceil(peak_mib * HEADROOM / ROUND_MIB) * ROUND_MIB
+
+
+def manifest_memory(path: Path) -> str:
+    for doc in yaml.safe_load_all(path.read_text()):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == "api":
+                resources = container["resources"]
+                return f"{resources['requests']['memory']} / {resources['limits']['memory']}"
+    raise LookupError(path)
+
+
+def report(watch: RssWatch, phases: Sequence[str]) -> None:
+    print(f"{'process':<24}" + "".join(f"{p:>15}" for p in phases) + f"{'peak':>9}")
+    for server in APIS:
+        for role in ("supervisor", "worker"):
+            series = watch.series(server, role)
+            last = {s.phase: s.rss_mib for s in series}
+            cells = "".join(f"{last.get(p, float('nan')):>15.1f}" for p in phases)
+            print(f"{server + ' ' + role:<24}{cells}{max(s.rss_mib for s in series):>9.1f}")
+    print()
+    print(f"{'API (whole tree)':<18}{'peak MiB':>9}{'in phase':>16}{'request/limit':>16}  manifest")
+    for server in APIS:
+        _, phase, peak = max(watch.totals(server), key=lambda row: row[2])
+        derived = request_mib(peak)
+        print(
+            f"{server:<18}{peak:>9.1f}{phase:>16}{f'{derived}Mi / {2 * derived}Mi':>16}  "
+            f"{manifest_memory(MANIFESTS[server])}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser.add_argument("--rate", type=int, default=50, help="steady mixed rate, req/s")
+    parser.add_argument("--burst", type=int, default=400, help="burst rate, req/s, for 10 s")
+    parser.add_argument("--seconds", type=float, default=20, help="steady phase length")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    with datastores(FaultyPostgres) as stores, contextlib.ExitStack() as stack:
+        server = stores.postgres
+        assert isinstance(server, FaultyPostgres)
+        url = seeded_database(stores, 1_000)
+        database = url.rpartition("/")[2]
+        running = {
+            name: stack.enter_context(
+                pinned_server(name, ["-m", module], api_env(name, url, stores.redis.url), "/ready")
+            )
+            for name, module in APIS.items()
+        }  # fmt: skip
+        urls = {name: s.base_url for name, s in running.items()}
+        with RssWatch({name: s.process.pid for name, s in running.items()}) as watch:
+            watch.phase = "started"
+            time.sleep(2)
+            with steady_load(urls, args.rate, workdir):
+                watch.phase = "steady"
+                time.sleep(args.seconds)
+                watch.phase = "burst"
+                burst = loadgen(urls, f"{args.burst}:10s", workdir / "burst.log", "--mix=list=1")
+                burst.wait(120)
+                for fault in FAULTS:
+                    fault(server, database, lambda phase: setattr(watch, "phase", phase))
+                    watch.phase = "recovering"
+                    time.sleep(3)
+                watch.phase = "after-faults"
+                time.sleep(args.seconds / 2)
+            watch.phase = "idle"
+            time.sleep(5)
+    phases = ["started", "steady", "burst", "refused", "shutting-down", "backend-killed",
+              "crash-recovery", "locked", "after-faults", "idle"]  # fmt: skip
+    report(watch, phases)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
