@@ -81,15 +81,6 @@ class RssWatch:
     def series(self, server: str, role: str) -> list[Sample]:
         return [s for s in self.samples if s.server == server and s.role == role]
 
-    def totals(self, server: str) -> list[tuple[float, str, float]]:
-        """(seconds, phase, RSS of the whole tree) per sampling round: what the container holds."""
-        rounds: dict[float, tuple[str, float]] = {}
-        for s in self.samples:
-            if s.server == server:
-                phase, total = rounds.get(s.seconds, (s.phase, 0.0))
-                rounds[s.seconds] = (phase, total + s.rss_mib)
-        return [(t, phase, total) for t, (phase, total) in sorted(rounds.items())]
-
 
 def trend_mib_per_hour(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, MiB), in MiB per hour."""
