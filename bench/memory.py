@@ -43,7 +43,7 @@ PODS = {
 }
 MANIFESTS = {
     "tasks-api": REPO / "deploy" / "base" / "api" / "deployment.yaml",
-    "stats-api": REPO / "deploy" / "base" / "stats-api" / "kubernetes-client-memory.yaml",
+    "stats-api": REPO / "deploy" / "base" / "api" / "deployment.yaml",  # the one API workload
 }
 NAMES = {  # the name each server reports under (traces, logs)
     "tasks-api": "tasks-api",
