@@ -1,14 +1,16 @@
 """`python -m bench.memory` (`make bench-memory`): the APIs' resident memory through a steady
 mixed load, a burst, and the database faults of tests/e2e/test_db_faults.py, on a durable
 PostgreSQL and Redis set up as the cluster runs them, each API started as deployed (granian's
-supervisor and its worker); stats-api also watches HPAs and Deployments through a kubeconfig, as
+supervisor and its worker). stats-api also watches HPAs and Deployments through a kubeconfig, as
 in a cluster, against the tests' stand-in for the Kubernetes API replaying a recorded 2 -> 10 -> 2
-scale-out (its worker's RSS includes the Kubernetes client and its watches). With KUBECONFIG
-granian's supervisor imports the client too (it checks the kubeconfig before it starts), which a
-pod's supervisor does not: a pod's stats-api is counted as that worker plus the supervisor of a
-third, idle stats-api outside any cluster. Prints each process's RSS at the end of every phase
-and its peak, then the memory request and limit the pod's peak gives (x 1.25, rounded up to
-32 MiB; limit twice the request) beside the manifests'. About two minutes."""
+scale-out (its worker's RSS includes the Kubernetes client and its watches). The steady load
+goes through the web container's nginx (the burst straight to the APIs), whose exporter is scraped every second as Prometheus would.
+With KUBECONFIG granian's supervisor imports the client too (it checks the kubeconfig before it
+starts), which a pod's supervisor does not: a pod's stats-api is counted as that worker plus the
+supervisor of a third, idle stats-api outside any cluster. Prints each process's RSS at the end
+of every phase and its peak, then the memory request and limit each container's peak gives
+(x 1.25, rounded up to 32 MiB; limit twice the request) beside the manifests'. About two
+minutes."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from bench.datastores import REPO, datastores, seeded_database
@@ -32,18 +36,25 @@ from bench.processes import Server, pinned_server
 from bench.rss import RssWatch
 from bench.run import base_env, deployed_env
 from devstack.postgres_faults import FAULTS, FaultyPostgres
+from devstack.servers import LOOPBACK, free_port
+from devstack.web import WebServer
 from tests.support.loopback_http import serving_in_thread
 from tests.support.stub_kube import HPA_WATCH_2_10_2, StubKube, write_kubeconfig
 
 APIS = {"tasks-api": "tasks_api", "stats-api": "stats_api", "stats-api-no-cluster": "stats_api"}
-# A pod's processes: (server, role) whose RSS it holds.
+# A container's processes: (server, role) whose RSS it holds.
 PODS = {
     "tasks-api": (("tasks-api", "supervisor"), ("tasks-api", "worker")),
     "stats-api": (("stats-api-no-cluster", "supervisor"), ("stats-api", "worker")),
+    "web nginx": (("web nginx", "supervisor"), ("web nginx", "worker")),
+    "web exporter": (("web exporter", "supervisor"),),
 }
-MANIFESTS = {
-    "tasks-api": REPO / "deploy" / "base" / "api" / "deployment.yaml",
-    "stats-api": REPO / "deploy" / "base" / "api" / "deployment.yaml",  # the one API workload
+WEB_MANIFEST = REPO / "deploy" / "base" / "web" / "deployment.yaml"
+CONTAINERS = {  # report row -> (manifest, container name)
+    "tasks-api": (REPO / "deploy" / "base" / "api" / "deployment.yaml", "api"),
+    "stats-api": (REPO / "deploy" / "base" / "api" / "deployment.yaml", "api"),  # one workload
+    "web nginx": (WEB_MANIFEST, "web"),
+    "web exporter": (WEB_MANIFEST, "exporter"),
 }
 NAMES = {  # the name each server reports under (traces, logs)
     "tasks-api": "tasks-api",
@@ -101,10 +112,10 @@ def request_mib(peak_mib: float) -> int:
     return math.ceil(peak_mib * HEADROOM / ROUND_MIB) * ROUND_MIB
 
 
-def manifest_memory(path: Path) -> str:
+def manifest_memory(path: Path, name: str) -> str:
     for doc in yaml.safe_load_all(path.read_text()):
         for container in doc["spec"]["template"]["spec"]["containers"]:
-            if container["name"] == "api":
+            if container["name"] == name:
                 resources = container["resources"]
                 return f"{resources['requests']['memory']} / {resources['limits']['memory']}"
     raise LookupError(path)
@@ -112,20 +123,22 @@ def manifest_memory(path: Path) -> str:
 
 def report(watch: RssWatch, phases: Sequence[str]) -> None:
     print(f"{'process':<32}" + "".join(f"{p:>15}" for p in phases) + f"{'peak':>9}")
-    for server in APIS:
+    for server in sorted({server for server, _ in watch.servers.items()}):
         for role in ("supervisor", "worker"):
             series = watch.series(server, role)
+            if not series:
+                continue
             last = {s.phase: s.rss_mib for s in series}
             cells = "".join(f"{last.get(p, float('nan')):>15.1f}" for p in phases)
             print(f"{server + ' ' + role:<32}{cells}{max(s.rss_mib for s in series):>9.1f}")
     print()
-    print(f"{'API (a pod)':<18}{'peak MiB':>9}{'in phase':>16}{'request/limit':>16}  manifest")
+    print(f"{'container':<18}{'peak MiB':>9}{'in phase':>16}{'request/limit':>16}  manifest")
     for server in PODS:
         _, phase, peak = max(pod_totals(watch, server), key=lambda row: row[2])
         derived = request_mib(peak)
         print(
             f"{server:<18}{peak:>9.1f}{phase:>16}{f'{derived}Mi / {2 * derived}Mi':>16}  "
-            f"{manifest_memory(MANIFESTS[server])}"
+            f"{manifest_memory(*CONTAINERS[server])}"
         )
 
 
@@ -144,14 +157,24 @@ class Stack:
     postgres: FaultyPostgres
     database: str
     servers: dict[str, Server]
+    web: WebServer
 
     @property
     def urls(self) -> dict[str, str]:
+        """Where loadgen sends: through nginx, as the UI's requests go."""
+        return {"tasks-api": self.web.url + "/api", "stats-api": self.web.url + "/api"}
+
+    @property
+    def api_urls(self) -> dict[str, str]:
+        """Straight to the APIs, as the in-cluster loadgen Job sends (to their Services)."""
         return {name: server.base_url for name, server in self.servers.items()}
 
     @property
     def pids(self) -> dict[str, int]:
-        return {name: server.process.pid for name, server in self.servers.items()}
+        pids = {name: server.process.pid for name, server in self.servers.items()}
+        assert self.web.nginx is not None
+        assert self.web.exporter is not None
+        return pids | {"web nginx": self.web.nginx.pid, "web exporter": self.web.exporter.pid}
 
 
 @contextlib.contextmanager
@@ -170,7 +193,37 @@ def stack(workdir: Path) -> Iterator[Stack]:
             )
             for name, module in APIS.items()
         }  # fmt: skip
-        yield Stack(postgres, url.rpartition("/")[2], servers)
+        web = WebServer(
+            free_port(),
+            servers["tasks-api"].base_url.removeprefix("http://"),
+            servers["stats-api"].base_url.removeprefix("http://"),
+            metrics_port=free_port(),
+            output=subprocess.DEVNULL,
+        )
+        stack.callback(web.stop)
+        web.start()
+        stack.enter_context(scraping(f"http://{LOOPBACK}:{web.metrics_port}/metrics"))
+        yield Stack(postgres, url.rpartition("/")[2], servers, web)
+
+
+@contextlib.contextmanager
+def scraping(url: str, every: float = 1.0) -> Iterator[None]:
+    """Prometheus's part: the exporter is scraped (and so scrapes nginx) as in the cluster."""
+    stop = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not stop.wait(every):
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(url)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.seconds)
             watch.phase = "burst"
             burst = loadgen(
-                running.urls, f"{args.burst}:10s", workdir / "burst.log", "--mix=list=1"
+                running.api_urls, f"{args.burst}:10s", workdir / "burst.log", "--mix=list=1"
             )
             burst.wait(120)
             for fault in FAULTS:

@@ -1,5 +1,6 @@
 """`python -m bench.soak` (`make soak`): the long soak. Both APIs as deployed (stats-api watching
-the stand-in Kubernetes API), on a durable PostgreSQL and Redis, under a steady mixed loadgen
+the stand-in Kubernetes API) behind the web container's nginx and its exporter, on a durable
+PostgreSQL and Redis, under a steady mixed loadgen
 load (reads of both APIs, creates, completions, deletes) for --minutes. Prints every process's
 RSS each --every seconds, then per process its first and last figure, its peak and its trend
 (least-squares slope, MiB per hour) over the whole run and its second half: warming up grows,
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.memory import APIS, stack, steady_load
+from bench.memory import stack, steady_load
 from bench.rss import RssWatch, trend_mib_per_hour
 
 ROLES = ("supervisor", "worker")
@@ -27,15 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=30, help="seconds between printed rows")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    columns = [(server, role) for server in APIS for role in ROLES]
-    print(f"{'minute':>7}" + "".join(f"{f'{s} {r}':>32}" for s, r in columns), flush=True)
     with stack(workdir) as running, RssWatch(running.pids, interval=args.every) as watch:
+        columns = [(server, role) for server in running.pids for role in ROLES]
+        print(f"{'minute':>7}" + "".join(f"{f'{s} {r}':>32}" for s, r in columns), flush=True)
         watch.phase = "soak"
         with steady_load(running.urls, args.rate, workdir):
             ends = time.monotonic() + args.minutes * 60
             while time.monotonic() < ends:
                 time.sleep(args.every)
                 latest = {(s.server, s.role): s for s in watch.samples[-len(columns) :]}
+                # (the exporter has no worker: its column stays "-")
                 minute = max((s.seconds for s in latest.values()), default=0.0) / 60
                 cells = "".join(
                     f"{latest[c].rss_mib:>32.1f}" if c in latest else f"{'-':>32}" for c in columns
