@@ -4,7 +4,8 @@ PostgreSQL and Redis set up as the cluster runs them, each API started as deploy
 supervisor and its worker). stats-api also watches HPAs and Deployments through a kubeconfig, as
 in a cluster, against the tests' stand-in for the Kubernetes API replaying a recorded 2 -> 10 -> 2
 scale-out (its worker's RSS includes the Kubernetes client and its watches). The steady load
-goes through the web container's nginx (the burst straight to the APIs), whose exporter is scraped every second as Prometheus would.
+goes through the web container's nginx (the burst straight to the APIs), whose exporter is
+scraped every second as Prometheus would.
 With KUBECONFIG granian's supervisor imports the client too (it checks the kubeconfig before it
 starts), which a pod's supervisor does not: a pod's stats-api is counted as that worker plus the
 supervisor of a third, idle stats-api outside any cluster. Prints each process's RSS at the end
