@@ -8,6 +8,8 @@ request (a cache generation read, then the page) draws on what is left. Without 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -37,14 +39,21 @@ def deadline_for(now: float, bound: float) -> float:
     return current.at
 
 
+@contextmanager
+def request_deadline() -> Iterator[None]:
+    """One unit of work (a request) whose database uses share one deadline."""
+    token = _CURRENT.set(_Deadline())
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
 class RequestDeadline(ASGIMiddleware):
     """Every HTTP request gets a deadline of its own, started by its first database use."""
 
     scopes = ("http",)  # type: ignore[assignment]
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        token = _CURRENT.set(_Deadline())
-        try:
+        with request_deadline():
             await next_app(scope, receive, send)
-        finally:
-            _CURRENT.reset(token)
