@@ -49,10 +49,10 @@ def redis_memory_args() -> list[str]:
 
 
 @contextmanager
-def datastores() -> Iterator[Datastores]:
+def datastores(postgres: type[PostgresServer] = PostgresServer) -> Iterator[Datastores]:
     """PostgreSQL (fsync, synchronous commit, full-page writes: the defaults) and Redis."""
     with on_load_core():
-        pg = PostgresServer().start(max_connections=200, durable=True)
+        pg = postgres().start(max_connections=200, durable=True)
         cache = RedisServer().start()
     try:
         client = redis.Redis.from_url(cache.url)

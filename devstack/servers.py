@@ -86,6 +86,7 @@ class PostgresServer:
         self.password = password or None
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
+        self._options = ""
 
     def start(
         self,
@@ -102,20 +103,25 @@ class PostgresServer:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", *self._auth())
         finally:
             (self.root / "pwfile").unlink(missing_ok=True)
-        options = " ".join(
+        self._options = " ".join(
             [
                 f"-p {self.port}",
                 f"-c listen_addresses={LOOPBACK}",
                 f"-c unix_socket_directories={self.root}",
                 f"-c max_connections={max_connections}",
-                "-c shared_buffers=128MB"
+                "-c shared_buffers=128MB -c fsync=on -c synchronous_commit=on"
+                " -c full_page_writes=on"
                 if durable
                 else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 *(f"-c {name}={value}" for name, value in (settings or {}).items()),
             ]
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.pg_ctl("start", "-w")
         return self
+
+    def pg_ctl(self, *args: str) -> None:
+        """`pg_ctl <args>` on this cluster, with the options it was started with."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options, *args)
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

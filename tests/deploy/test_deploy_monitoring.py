@@ -114,10 +114,14 @@ def api_env(overlay: str) -> dict[str, dict[str, str]]:
     return envs
 
 
-def test_apis_export_spans_to_jaeger_in_dev_and_never_in_prod() -> None:
-    for env in api_env("dev").values():
-        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
-        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+def test_apis_export_spans_to_jaeger_in_dev_and_loadtest_and_never_in_prod() -> None:
+    for overlay in ("dev", "loadtest"):
+        jaeger = find(render(overlay), "Service", "jaeger")
+        assert jaeger is not None
+        assert 4318 in {p["port"] for p in jaeger["spec"]["ports"]}
+        for env in api_env(overlay).values():
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+            assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
     for env in api_env("prod").values():
         assert not any(name.startswith("OTEL_EXPORTER_") for name in env)
     for env in api_env("loadtest").values():

@@ -433,7 +433,7 @@ def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
         assert not allowed(docs, grafana, ksm, 8080)
         assert not allowed(docs, ksm, postgres, 5432)
         assert not allowed(docs, ksm, tasks, 8000)
-    if overlay == "dev":  # the tracing component (loadtest: optional)
+    if overlay != "ha":  # the tracing component (not in ha: the reference node)
         jaeger = by_name(pods, "jaeger")
         for api in (tasks, stats):
             assert allowed(docs, api, jaeger, 4318), "APIs export OTLP/HTTP"
