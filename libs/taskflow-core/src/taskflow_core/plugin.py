@@ -25,7 +25,7 @@ from litestar.types import ControllerRouterHandler
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskflow_core import metrics, openapi, probes, tracing
+from taskflow_core import drain, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
 from taskflow_core.cache import Cache
 from taskflow_core.engine import RequestPool, create_engine
@@ -62,7 +62,7 @@ def create_api(
             TaskflowPlugin(service, settings, services=services),
         ],
     )
-    app.asgi_handler = MethodSemantics(app, app.asgi_handler)
+    app.asgi_handler = drain.ConnectionClose(MethodSemantics(app, app.asgi_handler))
     return app
 
 
@@ -149,6 +149,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await pool.open()  # connects nothing yet: a database that is down keeps the pod unready
+        drain.listen()  # the supervisor's drain notice after SIGTERM (taskflow_core.server)
         try:
             yield
         finally:
