@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import structlog
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -37,6 +38,7 @@ from taskflow_core.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 POOL_DEPENDENCY = "db_pool"
+SHUTDOWN_MESSAGE = "shutdown: database pool and Redis connections closed"
 ServiceFactory = Callable[[RequestPool, Cache], object]
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -159,5 +161,6 @@ def _lifespan(
             await readiness.engine.dispose()
             if provider is not None:
                 provider.shutdown()
+            structlog.get_logger("taskflow.lifespan").info(SHUTDOWN_MESSAGE)
 
     return lifespan
