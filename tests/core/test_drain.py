@@ -6,11 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import time
 from urllib.parse import urlsplit
 
 import psycopg
 import redis
+from taskflow_core.plugin import SHUTDOWN_MESSAGE
 
 from tests.support.apiserver import api_server, service_env
 
@@ -36,6 +38,23 @@ def call(
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
 
+def raw_connection(base_url: str) -> socket.socket:
+    parts = urlsplit(base_url)
+    return socket.create_connection((parts.hostname or "", parts.port or 80), timeout=5)
+
+
+def until_closed(sock: socket.socket, request: bytes) -> bytes:
+    """Everything the server sends after `request` until it closes the connection."""
+    sock.sendall(request)
+    received = b""
+    while chunk := sock.recv(65536):  # a timeout here means the server kept it open
+        received += chunk
+    return received
+
+
+GET_HEALTH = b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n"
+
+
 def own_sessions(database_url: str) -> int:
     """Sessions of the APIs on this test's database (its name is unique to the test)."""
     database = database_url.rpartition("/")[2]
@@ -57,10 +76,13 @@ def redis_clients(redis_url: str, ports: set[int]) -> int:
 def test_keep_alive_requests_after_sigterm_are_answered_with_connection_close(
     database_url: str, redis_url: str
 ) -> None:
-    env = service_env(database_url, REDIS_URL=redis_url, DRAIN_SECONDS=str(DRAIN))
+    env = service_env(database_url, REDIS_URL=redis_url, DRAIN_SECONDS=str(DRAIN), LOG_LEVEL="INFO")
     others = redis_ports(redis_url)
     with api_server("tasks_api", env) as server:
         reader, writer = connect(server.base_url), connect(server.base_url)
+        raw = raw_connection(server.base_url)
+        raw.sendall(GET_HEALTH)
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200")  # kept alive afterwards
         status, headers, _ = call(reader, "GET", "/tasks?limit=1")
         assert (status, headers.get("connection")) == (200, None)
         assert call(writer, "POST", "/tasks", {"title": "before"})[0] == 201
@@ -82,6 +104,13 @@ def test_keep_alive_requests_after_sigterm_are_answered_with_connection_close(
         assert headers["connection"] == "close"
         assert json.loads(body)["title"] == "while draining"
 
+        # The server itself closes the connection once that answer is out.
+        answer = until_closed(raw, GET_HEALTH)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), answer
+        assert b"\r\nconnection: close" in head.lower()
+        assert json.loads(body) == {"status": "ok"}
+
         # A new connection is still served, and readiness says: send nothing more here.
         probe = connect(server.base_url)
         status, headers, body = call(probe, "GET", "/ready")
@@ -94,11 +123,13 @@ def test_keep_alive_requests_after_sigterm_are_answered_with_connection_close(
         assert DRAIN <= elapsed <= EXIT_BOUND, elapsed
         log = server.log()
         assert "refused to gracefully stop" not in log, log
+        assert SHUTDOWN_MESSAGE in log, log
         # The lifespan shutdown closed the request pool and the Redis connections.
         assert own_sessions(database_url) == 0
         assert redis_clients(redis_url, worker_ports) == 0
         for conn in (reader, writer, probe):
             conn.close()
+        raw.close()
 
 
 def redis_ports(redis_url: str) -> set[int]:
