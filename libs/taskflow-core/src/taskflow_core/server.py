@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,9 @@ def run(service: str, app_path: str) -> None:
         reload_paths=[Path(d) for d in source_dirs(app_path)] if server.reload else None,
     )
     granian.drain_seconds = server.drain_seconds
+    # Workers inherit this (fork, and exec keeps ignored signals): a drain notice that comes
+    # before a worker's lifespan listens for it must not kill the worker (SIGUSR1's default).
+    signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
     granian.serve()
 
 
