@@ -113,7 +113,8 @@ def wait_ready(instances: Sequence[Instance], timeout: float = 90) -> None:
 class Gateway:
     """nginx on the services/web template, `/api/tasks` and `/api/stats` balanced round-robin
     over the given instances, keep-alive to them, and no retry on another member
-    (`proxy_next_upstream off`: a Kubernetes Service does not retry either). The access log
+    (`proxy_next_upstream off`: a Kubernetes Service does not retry either); no keep-alive
+    towards clients. The access log
     (JSON lines) also records each upstream answer's `Connection` header."""
 
     def __init__(self) -> None:
@@ -125,6 +126,10 @@ class Gateway:
         template = self.config.read_text()
         for old, new in (
             ("proxy_http_version 1.1;", "proxy_http_version 1.1;\n    proxy_next_upstream off;"),
+            # A reload (this stand-in's endpoints update) closes idle client connections, a race
+            # between the test's client and nginx that a Service never has: clients get one
+            # connection per request; nginx keeps its keep-alive connections to the APIs.
+            ("keepalive_timeout 65s;", "keepalive_timeout 0;"),
             (
                 '"upstream_status":"$upstream_status",',
                 '"upstream_status":"$upstream_status",'

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 from taskflow_core.cache import Cache
 from taskflow_core.engine import RequestPool
-from taskflow_core.problems import ProblemKind
+from taskflow_core.problems import ProblemKind, ValidationFailed
 from taskflow_core.settings import CacheSettings, PoolSettings
 from tasks_api import idempotency
 from tasks_api.schemas import TaskCreate
@@ -229,3 +230,33 @@ def test_the_openapi_document_describes_the_header_and_the_422(server: ApiServer
     assert "24 hours" in parameter["description"]
     assert operation["responses"]["422"]["content"]["application/problem+json"]
     assert idempotency.LIFETIME_HOURS == 24
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"a"',
+        "a",
+        '"' + "k" * 255 + '"',
+        "k" * 255,
+        "k" * 256,
+        '"' + "k" * 256 + '"',
+        '"' + "\\\\" * 255 + '"',
+        '"with space"',
+        '"esc\\"aped"',
+        '""',
+        '"a',
+        "a b",
+        "a;b",
+        '"caf\u00e9"',
+    ],
+)
+def test_the_documented_pattern_is_what_the_server_accepts(value: str) -> None:
+    documented = re.fullmatch(idempotency.KEY_PATTERN, value) is not None
+    try:
+        key = idempotency.parse_key([value])
+    except ValidationFailed:
+        accepted = False
+    else:
+        accepted = key is not None and 1 <= len(key) <= 255
+    assert documented == accepted, value

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ from tests.support.apiserver import REPO, service_env
 from tests.support.gateway import Gateway, Instance, start_instance, wait_ready
 
 MODULES = {"tasks": "tasks_api", "stats": "stats_api"}
-DRAIN_SECONDS = "2"
+DRAIN_SECONDS = "5"  # the default: the lagging endpoint removal must fall well inside it
 PRE_STOP = 1.0  # the pods' preStop sleep (5 s in deploy/base/api), shortened for the test
 GRACE = 35  # terminationGracePeriodSeconds of deploy/base/api
-RATE = 100  # requests/s, the issue's mixed load
+RATE = 60  # requests/s of mixed load: steady, yet leaves CPU to 4 APIs on 2 shared cores
 MIX = "list=3,high=1,pending=1,stats=3,create=2,complete=1,delete=1"
 
 
@@ -176,8 +177,13 @@ def test_rolling_both_apis_under_load_fails_no_request(
         f"errors {total['errors']}, retries {total['retries']}, exits after SIGTERM "
         + ", ".join(f"{t:.1f} s" for t in exits)
     )
+    failed = Counter(
+        (e["status"], e["upstream_status"], e["upstream"], e["uri"].partition("?")[0])
+        for e in log
+        if e["status"] >= 500
+    )
     assert total["sent"] >= RATE * 15
-    assert total["error_count"] == 0, {k: v for k, v in total["errors"].items() if v}
+    assert total["error_count"] == 0, (total["errors"], failed.most_common(10))
     assert total["ok"] == total["sent"]
     assert report["schedule"]["dropped"] == 0
     # nginx never answered for an upstream itself (no 502/503/504), and in the lagging round the

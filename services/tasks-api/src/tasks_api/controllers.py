@@ -40,6 +40,7 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     HeaderParameter(
         name=idempotency.HEADER,
+        schema_extra={"pattern": idempotency.KEY_PATTERN},
         description=(
             "Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): a "
             "structured-field string of 1-255 printable ASCII characters, e.g. "

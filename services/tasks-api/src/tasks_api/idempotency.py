@@ -28,8 +28,12 @@ _LIFETIME_SQL = f"interval '{IDEMPOTENCY_KEY_HOURS} hours'"
 
 # An RFC 8941 sf-string ("..." of printable ASCII, \" and \\ escaped), as the draft defines the
 # field; a bare run of visible ASCII without quotes, commas or semicolons names the same key.
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
-_BARE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
+# Either holds 1-255 characters (an escape pair counts as the one it stands for).
+_QUOTED = rf'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]){{1,{IDEMPOTENCY_KEY_MAX}}})"'
+_UNQUOTED = rf"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}"
+KEY_PATTERN = rf"^(?:{_QUOTED}|{_UNQUOTED})$"  # what the OpenAPI document says
+_SF_STRING = re.compile(_QUOTED)
+_BARE = re.compile(_UNQUOTED)
 _ENCODER = msgspec.json.Encoder(order="sorted")
 
 CLAIM = (
@@ -54,14 +58,14 @@ def parse_key(values: list[str]) -> str | None:
         raise ValidationFailed(HEADER, "must be given once")
     value = values[0].strip()
     if quoted := _SF_STRING.fullmatch(value):
-        key = re.sub(r"\\(.)", r"\1", quoted.group(1))
-    elif _BARE.fullmatch(value):
-        key = value
-    else:
-        raise ValidationFailed(HEADER, 'must be a structured-field string, e.g. "4e1c-..."')
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
-        raise ValidationFailed(HEADER, f"must hold 1-{IDEMPOTENCY_KEY_MAX} characters")
-    return key
+        return re.sub(r"\\(.)", r"\1", quoted.group(1))
+    if _BARE.fullmatch(value):
+        return value
+    raise ValidationFailed(
+        HEADER,
+        f"must be a structured-field string of 1-{IDEMPOTENCY_KEY_MAX} printable ASCII "
+        'characters, e.g. "8e03978e-40d5-43e8-bc93-6894a57f9324"',
+    )
 
 
 def fingerprint(data: TaskCreate) -> str:
