@@ -13,11 +13,15 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 from taskflow_core.plugin import SHUTDOWN_MESSAGE
+from taskflow_core.server import WORKER_STOP_SECONDS
 
 from tests.support.apiserver import api_server, service_env
 
 DRAIN = 2.0  # DRAIN_SECONDS for these runs: short, the default is 5
-EXIT_BOUND = DRAIN + 20  # the drain, then granian's WORKER_STOP_SECONDS
+# granian kills a worker still alive WORKER_STOP_SECONDS after the drain window: an exit before
+# that was graceful. (Its "refused to gracefully stop" line alone proves nothing: the
+# supervisor can print it for a worker that has just exited, when its watcher thread reaps it.)
+EXIT_BOUND = DRAIN + WORKER_STOP_SECONDS
 
 
 def connect(base_url: str) -> http.client.HTTPConnection:
@@ -120,9 +124,8 @@ def test_keep_alive_requests_after_sigterm_are_answered_with_connection_close(
 
         assert server.process.wait(EXIT_BOUND + 5) == 0
         elapsed = time.monotonic() - signalled
-        assert DRAIN <= elapsed <= EXIT_BOUND, elapsed
+        assert DRAIN <= elapsed < EXIT_BOUND - 1, elapsed
         log = server.log()
-        assert "refused to gracefully stop" not in log, log
         assert SHUTDOWN_MESSAGE in log, log
         # The lifespan shutdown closed the request pool and the Redis connections.
         assert own_sessions(database_url) == 0

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import redis
 from taskflow_core.plugin import SHUTDOWN_MESSAGE
-from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS
+from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS, WORKER_STOP_SECONDS
 
 from tests.support.apiserver import REPO, service_env
 from tests.support.gateway import Gateway, Instance, start_instance, wait_ready
@@ -135,9 +135,12 @@ def finish(old: Instance, term: dict[str, Any], database_url: str, redis_url: st
     assert code == 0, old.log()[-3000:]
     assert PRE_STOP + took <= GRACE
     assert took <= GRACEFUL_SHUTDOWN_SECONDS
+    # Never killed: granian kills a worker still alive WORKER_STOP_SECONDS after the drain
+    # window. (Its "refused to gracefully stop" line alone proves nothing: the supervisor can
+    # print it for a worker that has just exited, when its watcher thread reaps it first.)
+    assert took < int(DRAIN_SECONDS) + WORKER_STOP_SECONDS - 1
     log = old.log()
     assert SHUTDOWN_MESSAGE in log, log[-3000:]
-    assert "refused to gracefully stop" not in log
     assert term["readiness"] == 503
     assert term["held"]["postgres"]  # it had connections to close...
     with psycopg.connect(database_url, autocommit=True) as conn:
