@@ -7,7 +7,8 @@ PYTEST = $(UV) run pytest
 TIMED = scripts/timed.sh
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help deps up fmt lint types test test-all bench bench-deps bench-smoke bench-record
+.PHONY: help deps up fmt lint types test test-all bench bench-deps bench-smoke bench-record \
+	bench-memory soak
 
 help:
 	@echo "make up        run PostgreSQL, Redis, tasks-api (:8000), stats-api (:8001) and the UI (:8080) locally"
@@ -17,6 +18,8 @@ help:
 	@echo "make bench     each API beside its ceiling at 1,000 and 1,000,000 tasks: one table (~12 min)"
 	@echo "make bench-smoke   the same at 1,000 tasks, short runs (~2 min): the harness works"
 	@echo "make bench-record  make bench, then write bench/reference.json (README and deploy tests)"
+	@echo "make bench-memory  the APIs' RSS through load, a burst and database faults; the memory requests it gives (~2 min)"
+	@echo "make soak      steady mixed load for SOAK_MINUTES (30): RSS per process over time and its trend"
 	@echo "make images    build tasks-api, stats-api, loadgen, web (:dev); offline: PYTHON_IMAGE=taskflow-ci/python-base:bookworm NGINX_IMAGE=taskflow-ci/nginx-base:trixie"
 	@echo "make cluster   kind cluster with Calico (enforces NetworkPolicy) and metrics-server"
 
@@ -56,5 +59,12 @@ bench-smoke: bench-deps
 
 bench-record: bench-deps
 	$(UV) run python -m bench --record
+
+bench-memory: deps
+	@$(TIMED) bench-memory $(UV) run python -m bench.memory
+
+SOAK_MINUTES ?= 30
+soak: deps
+	$(UV) run python -m bench.soak --minutes $(SOAK_MINUTES)
 
 include mk/images.mk mk/cluster.mk

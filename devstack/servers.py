@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -85,9 +86,16 @@ class PostgresServer:
         self.password = password or None
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
+        self._options = ""
 
-    def start(self, max_connections: int = 200, durable: bool = False) -> PostgresServer:
-        """Start the cluster; fast and crash-unsafe unless `durable` (the cluster's settings)."""
+    def start(
+        self,
+        max_connections: int = 200,
+        durable: bool = False,
+        settings: Mapping[str, str] | None = None,
+    ) -> PostgresServer:
+        """Start the cluster; fast and crash-unsafe unless `durable` (the cluster's settings);
+        `settings` are further `-c name=value` options (a replication test's, say)."""
         self.root.chmod(0o755)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
@@ -95,19 +103,25 @@ class PostgresServer:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", *self._auth())
         finally:
             (self.root / "pwfile").unlink(missing_ok=True)
-        options = " ".join(
+        self._options = " ".join(
             [
                 f"-p {self.port}",
                 f"-c listen_addresses={LOOPBACK}",
                 f"-c unix_socket_directories={self.root}",
                 f"-c max_connections={max_connections}",
-                "-c shared_buffers=128MB"
+                "-c shared_buffers=128MB -c fsync=on -c synchronous_commit=on"
+                " -c full_page_writes=on"
                 if durable
                 else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                *(f"-c {name}={value}" for name, value in (settings or {}).items()),
             ]
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.pg_ctl("start", "-w")
         return self
+
+    def pg_ctl(self, *args: str) -> None:
+        """`pg_ctl <args>` on this cluster, with the options it was started with."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options, *args)
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -72,8 +72,10 @@ class WebServer:
         stats_address: str,
         metrics_port: int | None = None,
         static_root: Path = STATIC_ROOT,
+        output: int | None = None,
     ) -> None:
         self.port = port
+        self.output = output  # where nginx's logs go (subprocess's stdout/stderr); None: ours
         self.status_port = free_port()
         self.metrics_port = metrics_port
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="taskflow-web-"))
@@ -95,7 +97,9 @@ class WebServer:
         return command
 
     def start(self) -> WebServer:
-        self.nginx = subprocess.Popen(self.command(), cwd=self.runtime_dir)
+        self.nginx = subprocess.Popen(
+            self.command(), cwd=self.runtime_dir, stdout=self.output, stderr=self.output
+        )
         wait_until(self._healthy, 15, f"nginx on port {self.port}")
         if self.metrics_port is not None:
             self.exporter = subprocess.Popen(

@@ -38,6 +38,7 @@ SAMPLES = {
     "--max-own-tasks": "9",
     "--cleanup": "false",
     "--report": "/tmp/elsewhere.json",
+    "--created-ids": "/tmp/created.txt",
     "--print-json": "true",
     "--metrics-port": "9999",
     "--progress-interval": "2s",

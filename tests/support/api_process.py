@@ -54,20 +54,23 @@ class ApiProcess:
 
 
 @contextlib.contextmanager
-def running(module: str, database_url: str, redis_url: str | None) -> Iterator[ApiProcess]:
+def running(
+    module: str, database_url: str, redis_url: str | None, **extra: str
+) -> Iterator[ApiProcess]:
     """`python -m <module>` on a free loopback port; without `redis_url` the cache is off."""
-    env = service_env(database_url, **({} if redis_url is None else {"REDIS_URL": redis_url}))
+    cache = {} if redis_url is None else {"REDIS_URL": redis_url}
+    env = service_env(database_url, **cache, **extra)
     with api_server(module, env) as server:
         yield ApiProcess(module, server)
 
 
 @contextlib.contextmanager
 def running_both(
-    database_url: str, redis_url: str | None
+    database_url: str, redis_url: str | None, **extra: str
 ) -> Iterator[tuple[ApiProcess, ApiProcess]]:
-    """tasks-api and stats-api on one database and one Redis."""
+    """tasks-api and stats-api on one database and one Redis (`extra`: more environment)."""
     with (
-        running("tasks_api", database_url, redis_url) as tasks,
-        running("stats_api", database_url, redis_url) as stats,
+        running("tasks_api", database_url, redis_url, **extra) as tasks,
+        running("stats_api", database_url, redis_url, **extra) as stats,
     ):
         yield tasks, stats

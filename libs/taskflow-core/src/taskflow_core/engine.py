@@ -3,8 +3,9 @@
 `create_engine` builds the SQLAlchemy async engines of the migrate command, alembic and the
 readiness probe. `RequestPool` is the request path's pool: asyncpg itself, because per request
 SQLAlchemy's pool checkout, its pre-ping and the BEGIN/ROLLBACK around every read cost more CPU
-than the read (README.md, "Performance"). Each use states its own limits: a request gets a
-bounded pool and a statement timeout; a migration gets neither (its wait for the advisory lock
+than the read (README.md, "Performance"). Each use states its own limits: a request gets one
+deadline for its pool wait, connect and statements (DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT +
+DB_STATEMENT_TIMEOUT); a migration gets neither (its wait for the advisory lock
 is bounded by lock_timeout in alembic/env.py).
 """
 
@@ -20,10 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from taskflow_core.deadline import deadline_for
 from taskflow_core.settings import PoolSettings
 
-CONNECT_TIMEOUT = 5.0  # seconds to open a connection before the request gives up
-REQUEST_STATEMENT_TIMEOUT = 15.0  # below the server's 20 s drain: a statement never outlives it
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection (migrate command, readiness default)
 # A backend whose client died (a killed initContainer mid-migration) notices within this and
 # rolls back, instead of holding its locks until its statement ends (PostgreSQL >= 14).
 CLIENT_CHECK_INTERVAL = "1s"
@@ -70,6 +71,15 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# After these the connection's state is unknown: it is dropped, not returned to the pool.
+_CONNECTION_IN_DOUBT = (
+    TimeoutError,
+    asyncio.CancelledError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
 async def _keep_session(_: asyncpg.Connection) -> None:
     """Release without asyncpg's reset query (one round trip per request): request code never
     changes session state, and asyncpg still rolls back a transaction left open."""
@@ -80,24 +90,22 @@ class RequestPool:
 
     Statements run in autocommit (one statement, one transaction: no BEGIN/COMMIT round trips)
     on asyncpg's per-connection prepared statements; `transaction()` is there for the rest.
-    Waiting longer than DB_POOL_TIMEOUT for a connection raises TimeoutError (answered 503).
+    A request's database work has one deadline (`taskflow_core.deadline`): getting a connection
+    may take DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT of it, all its statements the rest; past it
+    TimeoutError (answered 503), and the connection is dropped rather than reused mid-cancel.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        application_name: str,
-        pool: PoolSettings,
-        statement_timeout: float | None = REQUEST_STATEMENT_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
-    ) -> None:
+    def __init__(self, url: str, *, application_name: str, pool: PoolSettings) -> None:
         self._dsn = asyncpg_dsn(url)
         self._settings = pool
         self._connect_kwargs: dict[str, Any] = {
-            "timeout": connect_timeout,
-            "command_timeout": statement_timeout,
-            "server_settings": server_settings(application_name),
+            "timeout": pool.connect_timeout,
+            "command_timeout": pool.statement_timeout,
+            "server_settings": {
+                **server_settings(application_name),
+                # The server stops a statement nobody waits for any more.
+                "statement_timeout": str(round(pool.statement_timeout * 1000)),
+            },
         }
         self._pool: asyncpg.Pool | None = None
 
@@ -119,17 +127,29 @@ class RequestPool:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for the block; TimeoutError after DB_POOL_TIMEOUT without one."""
+        """A pooled connection for the block, within the request's deadline (TimeoutError)."""
         if self._pool is None:
             raise RuntimeError("the request pool is not open (app lifespan not started)")
+        now = asyncio.get_running_loop().time()
+        deadline = deadline_for(now, self._settings.request_bound)
+        acquire_by = min(deadline, now + self._settings.timeout + self._settings.connect_timeout)
         try:
             # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
-            async with asyncio.timeout(self._settings.timeout):
+            async with asyncio.timeout_at(acquire_by):
                 acquired = await self._pool.acquire()
         except TimeoutError as exc:
-            raise TimeoutError("no database connection free within DB_POOL_TIMEOUT") from exc
+            raise TimeoutError(
+                "no database connection within DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT"
+            ) from exc
         try:
-            yield acquired
+            async with asyncio.timeout_at(deadline):
+                yield acquired
+        except BaseException as exc:
+            if isinstance(exc, _CONNECTION_IN_DOUBT):
+                # A statement may still be cancelling, or the protocol lost its state (a
+                # session the server ended while idle): never reuse nor wait for it.
+                acquired.terminate()
+            raise
         finally:
             await self._pool.release(acquired)
 

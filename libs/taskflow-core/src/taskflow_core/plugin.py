@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskflow_core import drain, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
 from taskflow_core.cache import Cache
+from taskflow_core.deadline import RequestDeadline
 from taskflow_core.engine import RequestPool, create_engine
 from taskflow_core.http_methods import MethodSemantics
 from taskflow_core.logs import configure_logging
@@ -104,6 +105,7 @@ class TaskflowPlugin(InitPlugin):
         app_config.middleware.append(
             RequestObserver(metrics.RequestMetrics(self.service), access_log)
         )
+        app_config.middleware.append(RequestDeadline())
         # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
         # a router layer between the app and every handler carries the 64 KiB limit instead.
         app_config.route_handlers = [
@@ -134,6 +136,7 @@ class TaskflowPlugin(InitPlugin):
             application_name=f"{self.service}-ready",
             pool=None,
             statement_timeout=probes.READY_DB_TIMEOUT,
+            connect_timeout=min(self.settings.pool.connect_timeout, probes.READY_DB_TIMEOUT),
         )
 
 

@@ -15,6 +15,7 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import msgspec
 import structlog
 from litestar.exceptions import HTTPException, ValidationException
@@ -327,28 +328,35 @@ def _validation_problem(exc: ValidationException) -> Problem:
     return InvalidRequest(f"Invalid value for: {names}.", errors=errors)
 
 
-def _is_database_unavailable(exc: Exception) -> bool:
-    # Pool exhausted (sqlalchemy TimeoutError), lost or refused connections, statement timeouts.
+# SQLSTATEs that say "the database cannot serve now", not "this request is wrong": class 08
+# (connection exception), 53 (insufficient resources: too many connections, disk full), 57P0x
+# (shutting down, crash restart, starting up: "the database system is shutting down"), 57014
+# (statement timeout), 25006 (a read-only standby during a failover).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P0", "57014", "25006")
+
+
+def _is_database_unavailable(exc: BaseException) -> bool:
+    # Pool exhausted, lost or refused connections, statement timeouts, a restarting server.
     if isinstance(exc, FileNotFoundError | PermissionError):
         return False  # local OS errors are bugs or misconfiguration, not an unavailable database
     if isinstance(exc, sa_exc.TimeoutError | TimeoutError | OSError):
-        return True  # pool exhausted, statement timeout, refused or unreachable server
+        return True  # pool exhausted, request deadline passed, refused or unreachable server
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        # "connection was closed in the middle of operation", "connection is closed", and the
+        # protocol state asyncpg is left in when the server ends an idle session ("cannot
+        # switch to state ...; another operation is in progress"); the pool drops the connection.
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES)
     if isinstance(exc, sa_exc.DBAPIError):
+        # SQLAlchemy's adapter wraps asyncpg's error: judge the driver's own.
+        driver_error = exc.orig.__cause__ if exc.orig is not None else None
         return (
             bool(exc.connection_invalidated)
             or isinstance(exc, sa_exc.OperationalError)
-            or (
-                type(exc.orig).__name__
-                in {"QueryCanceledError", "CannotConnectNowError", "TooManyConnectionsError"}
-            )
+            or (driver_error is not None and _is_database_unavailable(driver_error))
         )
-    return type(exc).__name__ in {
-        "ConnectionDoesNotExistError",
-        "CannotConnectNowError",
-        "TooManyConnectionsError",
-        "QueryCanceledError",
-        "InterfaceError",
-    }
+    return False
 
 
 def _safe(detail: str) -> bool:

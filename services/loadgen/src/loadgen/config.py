@@ -169,6 +169,7 @@ class RunConfig:
     max_own_tasks: int = 1000
     cleanup: bool = True
     report: str | None = DEFAULT_REPORT
+    created_ids: str | None = None  # file that logs every acknowledged create's id
     print_json: bool = False
     metrics_port: int = 9100
     progress_interval: float = 5.0

@@ -9,8 +9,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen.config import ConfigError, RunConfig
@@ -88,10 +89,39 @@ async def _wait_ready(transport: Transport, service: str, base: str, seconds: fl
 async def _drive(
     cfg: RunConfig, transport: Transport, stats: RunStats, watcher: ClusterWatch | None
 ) -> dict[str, Any]:
-    own = OwnTasks(cfg.max_own_tasks)
-    base_urls = {"tasks": cfg.tasks_url, "stats": cfg.stats_url}
-    tag = f"loadgen {socket.gethostname()}"
-    scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag)
+    with _created_log(cfg.created_ids) as log_created:
+        own = OwnTasks(cfg.max_own_tasks)
+        base_urls = {"tasks": cfg.tasks_url, "stats": cfg.stats_url}
+        tag = f"loadgen {socket.gethostname()}"
+        scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag, log_created)
+        return await _drive_scenario(cfg, transport, stats, watcher, scenario)
+
+
+@contextlib.contextmanager
+def _created_log(path: str | None) -> Iterator[Callable[[int], None] | None]:
+    """--created-ids: each acknowledged id on its own line, flushed at once (a killed run
+    still lists every create it saw acknowledged)."""
+    if path is None:
+        yield None
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as log:
+
+        def write(task_id: int) -> None:
+            log.write(f"{task_id}\n")
+            log.flush()
+
+        yield write
+
+
+async def _drive_scenario(
+    cfg: RunConfig,
+    transport: Transport,
+    stats: RunStats,
+    watcher: ClusterWatch | None,
+    scenario: Scenario,
+) -> dict[str, Any]:
     model = OpenModel(cfg.stages, scenario, transport, stats, cfg.max_inflight, cfg.lag_bound)
     stop = _stop_on_signals()
     started_at, cpu_before = datetime.now(UTC), time.process_time()

@@ -7,7 +7,7 @@ import json
 import random
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -87,6 +87,7 @@ class Scenario:
         own: OwnTasks,
         seed: int | None = None,
         tag: str = "loadgen",
+        on_created: Callable[[int], None] | None = None,
     ) -> None:
         self.names = [name for name, weight in mix.items() if weight > 0]
         self.cum_weights = list(itertools.accumulate(mix[name] for name in self.names))
@@ -95,6 +96,7 @@ class Scenario:
         self.tag = tag
         self.random = random.Random(seed)  # noqa: S311 - load shaping, not security
         self.created = 0
+        self.on_created = on_created  # told every id a create was acknowledged with
 
     def pick(self) -> str:
         """The operation the next send is reported under (before own-task fallbacks)."""
@@ -136,6 +138,8 @@ class Scenario:
             task_id = _created_id(body)
             if task_id is not None:
                 self.own.open.append(task_id)
+                if self.on_created is not None:
+                    self.on_created(task_id)
         elif request.task_id is not None and request.name == "complete":
             (self.own.done if ok else self.own.open).append(request.task_id)
         elif request.task_id is not None and request.name == "delete" and not ok and status != 404:

@@ -16,7 +16,13 @@ DATABASE_PARTS = (
     "DATABASE_USER",
     "DATABASE_PASSWORD",
 )
-POOL_VARS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT")
+POOL_VARS = (
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT",
+    "DB_CONNECT_TIMEOUT",
+    "DB_STATEMENT_TIMEOUT",
+)
 ENV_VARS = frozenset({"DATABASE_URL", *DATABASE_PARTS})
 
 
@@ -33,11 +39,17 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
-    """The request-path connection pool of an API process."""
+    """The request-path connection pool of an API process and the bounds of a request's waits.
+
+    A request's database work shares one deadline, `request_bound` seconds after it first asks
+    for a connection: past it the request answers 503, whatever the database is doing.
+    """
 
     size: int = 5
     max_overflow: int = 0
     timeout: float = 2.0  # seconds to wait for a pooled connection before answering 503
+    connect_timeout: float = 2.0  # seconds to open a new connection (refused, starting up, ...)
+    statement_timeout: float = 5.0  # seconds all of a request's statements may take together
 
     @classmethod
     def from_env(cls, env: Env) -> PoolSettings:
@@ -45,7 +57,14 @@ class PoolSettings:
             size=env.integer("DB_POOL_SIZE", 5, minimum=1),
             max_overflow=env.integer("DB_MAX_OVERFLOW", 0, minimum=0),
             timeout=env.seconds("DB_POOL_TIMEOUT", 2.0, minimum=0.1),
+            connect_timeout=env.seconds("DB_CONNECT_TIMEOUT", 2.0, minimum=0.1),
+            statement_timeout=env.seconds("DB_STATEMENT_TIMEOUT", 5.0, minimum=0.1),
         )
+
+    @property
+    def request_bound(self) -> float:
+        """The longest a request waits for the database: pool + connect + statements."""
+        return self.timeout + self.connect_timeout + self.statement_timeout
 
 
 def _database_url(env: Env) -> str:
