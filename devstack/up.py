@@ -105,6 +105,8 @@ def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]
         "HOST": LOOPBACK,
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
+        # nginx is stopped first and nothing balances over the APIs: no drain window to wait.
+        "DRAIN_SECONDS": "0",
     }
 
 

@@ -28,7 +28,7 @@ from taskflow_core.schema_version import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-OUR_TABLES = {"tasks", "task_counts", "cache_generation", "seed_marker"}
+OUR_TABLES = {"tasks", "task_counts", "cache_generation", "seed_marker", "idempotency_keys"}
 
 
 def alembic(
@@ -128,6 +128,17 @@ def test_offline_sql_takes_the_lock_and_creates_the_triggers(empty_database_url:
     assert script.count("CREATE TRIGGER") == 5
     assert script.rstrip().endswith("COMMIT;")
     assert catalog(empty_database_url)["tables"] == set()  # offline touches no database
+
+
+def test_0002_only_expands(empty_database_url: str) -> None:
+    # An image one revision behind keeps serving on 0002's schema: it adds, never changes.
+    result = alembic(empty_database_url, "upgrade", "0001:0002", "--sql")
+    assert result.returncode == 0, result.stderr
+    sql = "\n".join(line for line in result.stdout.splitlines() if not line.startswith("--"))
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+    changes = [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "SELECT pg_"))]
+    kinds = [" ".join(s.split()[:2]) for s in changes]
+    assert kinds == ["CREATE TABLE", "CREATE INDEX", "UPDATE alembic_version"], changes
 
 
 def test_upgrade_at_head_runs_no_migration(database_url: str) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import taskflow_core
 import tasks_api
-from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS, source_dirs
+from taskflow_core.server import GRACEFUL_SHUTDOWN_SECONDS, WORKER_STOP_SECONDS, source_dirs
+from taskflow_core.settings import Settings
 
 
 def test_reload_dirs_are_the_package_source_dirs() -> None:
@@ -19,5 +20,8 @@ def test_reload_dirs_are_the_package_source_dirs() -> None:
     assert dirs[1].endswith("libs/taskflow-core/src/taskflow_core")
 
 
-def test_drain_bound_is_20_seconds() -> None:
-    assert GRACEFUL_SHUTDOWN_SECONDS == 20
+def test_shutdown_bound_is_the_drain_window_plus_granians_20_seconds() -> None:
+    assert WORKER_STOP_SECONDS == 20
+    assert GRACEFUL_SHUTDOWN_SECONDS == 25
+    default = Settings.from_env({"DATABASE_URL": "postgresql://u:p@h:5432/d"}).server
+    assert default.drain_seconds == 5

@@ -108,6 +108,8 @@ def test_blank_values_count_as_unset() -> None:
         ({"DATABASE_URL": URL, "PORT": "0"}, "PORT"),
         ({"DATABASE_URL": URL, "PORT": "http"}, "PORT"),
         ({"DATABASE_URL": URL, "RELOAD": "maybe"}, "RELOAD"),
+        ({"DATABASE_URL": URL, "DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS"),
+        ({"DATABASE_URL": URL, "DRAIN_SECONDS": "6"}, "DRAIN_SECONDS"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_variable(env: dict[str, str], variable: str) -> None:

@@ -28,6 +28,8 @@ class StubApi:
     tasks: dict[int, bool] = field(default_factory=dict)
     served: list[tuple[str, str, int]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    cut_first_create: bool = False  # cut the connection of each key's first create, unanswered
+    create_keys: list[str | None] = field(default_factory=list)  # Idempotency-Key of each
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._stall])
@@ -63,6 +65,12 @@ class StubApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         body = await request.json()
+        key = request.headers.get("Idempotency-Key")
+        first_time = key not in self.create_keys
+        self.create_keys.append(key)
+        if self.cut_first_create and first_time and request.transport is not None:
+            request.transport.abort()  # as a server killed mid-request: no answer at all
+            raise asyncio.CancelledError
         task_id = next(self.ids)
         self.tasks[task_id] = False
         return web.json_response({"id": task_id, "title": body["title"]}, status=201)

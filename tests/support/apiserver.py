@@ -43,7 +43,10 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key in {"PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH"}
     }
-    env.update({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", **extra})
+    # No balancer in front to drain away from: stop at once (tests of the drain set it).
+    env.update(
+        {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "DRAIN_SECONDS": "0", **extra}
+    )
     return env
 
 

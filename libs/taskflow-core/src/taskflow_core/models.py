@@ -1,7 +1,8 @@
 """The ORM models of the one shared schema; alembic/versions migrates the database to them.
 
 Tables: tasks, task_counts (exact per-bucket counts), cache_generation (part of every cache
-key), seed_marker (demo data seeded once). Rules behind them: docs/architecture.md.
+key), seed_marker (demo data seeded once), idempotency_keys (POST /tasks retries). Rules
+behind them: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ NAMING_CONVENTION = {
 
 TITLE_MAX = 255
 DESCRIPTION_MAX = 10_000
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_HOURS = 24
 
 
 class Priority(enum.StrEnum):
@@ -121,3 +124,23 @@ class SeedMarker(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     seeded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """The Idempotency-Key of a POST /tasks, its request's fingerprint and the 201 it got.
+
+    The primary key makes concurrent requests with one key create one task; rows older than
+    IDEMPOTENCY_KEY_HOURS are ignored, then purged (tasks_api.idempotency).
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 hex of the decoded body
+    # Set in the transaction that inserts the key: the task created and its 201 response.
+    task_id: Mapped[int | None] = mapped_column(BigInteger)
+    etag: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import structlog
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -25,7 +26,7 @@ from litestar.types import ControllerRouterHandler
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskflow_core import metrics, openapi, probes, tracing
+from taskflow_core import drain, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
 from taskflow_core.cache import Cache
 from taskflow_core.deadline import RequestDeadline
@@ -38,6 +39,7 @@ from taskflow_core.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 POOL_DEPENDENCY = "db_pool"
+SHUTDOWN_MESSAGE = "shutdown: database pool and Redis connections closed"
 ServiceFactory = Callable[[RequestPool, Cache], object]
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -63,7 +65,7 @@ def create_api(
             TaskflowPlugin(service, settings, services=services),
         ],
     )
-    app.asgi_handler = MethodSemantics(app, app.asgi_handler)
+    app.asgi_handler = drain.ConnectionClose(MethodSemantics(app, app.asgi_handler))
     return app
 
 
@@ -152,6 +154,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await pool.open()  # connects nothing yet: a database that is down keeps the pod unready
+        drain.listen()  # the supervisor's drain notice after SIGTERM (taskflow_core.server)
         try:
             yield
         finally:
@@ -161,5 +164,6 @@ def _lifespan(
             await readiness.engine.dispose()
             if provider is not None:
                 provider.shutdown()
+            structlog.get_logger("taskflow.lifespan").info(SHUTDOWN_MESSAGE)
 
     return lifespan

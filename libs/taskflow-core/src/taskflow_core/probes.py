@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskflow_core import drain
 from taskflow_core.cache import Cache
 from taskflow_core.metrics import NOT_OBSERVED
 from taskflow_core.schema_version import SchemaStatus, schema_status
@@ -38,7 +39,7 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    status: str  # "ok", "degraded" (ready without the cache) or "unavailable"
+    status: str  # "ok", "degraded" (ready without the cache), "unavailable" or "draining"
     database: str
     schema: str
     cache: str
@@ -54,7 +55,15 @@ def health() -> Health:
 async def ready(
     readiness_engine: NamedDependency[ReadinessEngine], cache: NamedDependency[Cache]
 ) -> Response[Readiness]:
-    """Readiness: the database answers on a connection of its own, schema at or past head."""
+    """Readiness: the database answers on a connection of its own, schema at or past head;
+    503 `draining` from SIGTERM on, so no new traffic is sent to a pod that is stopping."""
+    if drain.STATE.draining:
+        return Response(
+            Readiness(
+                status="draining", database="unchecked", schema="unchecked", cache="unchecked"
+            ),
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        )
     (database, schema), cache_state = await asyncio.gather(
         _database_state(readiness_engine.engine), _cache_state(cache)
     )

@@ -47,6 +47,7 @@ class ProblemKind(Enum):
     PRECONDITION_FAILED = ("precondition-failed", 412, "Precondition failed")
     PAYLOAD_TOO_LARGE = ("payload-too-large", 413, "Request body too large")
     UNSUPPORTED_MEDIA_TYPE = ("unsupported-media-type", 415, "Unsupported media type")
+    IDEMPOTENCY_KEY_REUSED = ("idempotency-key-reused", 422, "Idempotency key reused")
     SERVICE_UNAVAILABLE = ("service-unavailable", 503, "Service temporarily unavailable")
     INTERNAL = ("internal-error", 500, "Internal server error")
 
@@ -161,6 +162,12 @@ class UnsupportedMediaType(Problem):
     kind = ProblemKind.UNSUPPORTED_MEDIA_TYPE
 
 
+class IdempotencyKeyReused(Problem):
+    """An Idempotency-Key sent again with another request (draft-ietf-httpapi-idempotency-key)."""
+
+    kind = ProblemKind.IDEMPOTENCY_KEY_REUSED
+
+
 class ServiceUnavailable(Problem):
     kind = ProblemKind.SERVICE_UNAVAILABLE
 
@@ -183,6 +190,7 @@ _PROBLEM_BY_KIND: dict[ProblemKind, type[Problem]] = {
     ProblemKind.PRECONDITION_FAILED: PreconditionFailed,
     ProblemKind.PAYLOAD_TOO_LARGE: PayloadTooLarge,
     ProblemKind.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaType,
+    ProblemKind.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReused,
     ProblemKind.SERVICE_UNAVAILABLE: ServiceUnavailable,
     ProblemKind.INTERNAL: InternalError,
 }
@@ -360,6 +368,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_TYPES",
     "FieldError",
+    "IdempotencyKeyReused",
     "InvalidRequest",
     "NotFound",
     "PreconditionFailed",

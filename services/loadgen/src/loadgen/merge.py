@@ -88,6 +88,7 @@ def _merge_endpoints(parts: Sequence[dict[str, dict[str, Any]]]) -> dict[str, An
         present = [part[name] for part in parts if name in part]
         endpoint = {key: present[0][key] for key in ("service", "method", "path")}
         endpoint.update(_sum(present, ("sent", "ok", "late", "dropped")))
+        endpoint["retries"] = sum(p.get("retries", 0) for p in present)
         kinds = dict.fromkeys(kind for p in present for kind in p["errors"])
         endpoint["errors"] = {k: sum(p["errors"].get(k, 0) for p in present) for k in kinds}
         endpoint["histogram"] = _add_histograms(p["histogram"] for p in present)

@@ -26,6 +26,7 @@ def endpoint_raw(name: str, stats: EndpointStats) -> dict[str, Any]:
         "ok": stats.ok,
         "late": stats.late,
         "dropped": stats.dropped,
+        "retries": stats.retries,
         "errors": {kind: stats.errors.get(kind, 0) for kind in ERROR_KINDS},
         "histogram": encode(stats.latency),
     }
@@ -94,6 +95,7 @@ def _total(
     total: dict[str, Any] = {
         key: sum(e[key] for e in endpoints.values()) for key in ("sent", "ok", "late", "dropped")
     }
+    total["retries"] = sum(e.get("retries", 0) for e in endpoints.values())
     total["errors"] = {
         k: sum(e["errors"].get(k, 0) for e in endpoints.values()) for k in ERROR_KINDS
     }
@@ -137,6 +139,12 @@ def render_table(report: Mapping[str, Any]) -> str:
             f"sent {stage['sent']} ({stage['achieved_rate']:.1f}/s), late {stage['late']}, "
             f"dropped {stage['dropped']}"
         )
+    retried = {name: e.get("retries", 0) for name, e in report["endpoints"].items()}
+    lines.append(
+        f"retries after a failed connection: {report['total'].get('retries', 0)}"
+        + "".join(f", {name} {count}" for name, count in retried.items() if count)
+        + " (creates only, each with its Idempotency-Key)"
+    )
     cpus = ", ".join(f"{g['cpu_utilization']:.2f}" for g in report.get("generators", []))
     lines.append(f"generator cpu (share of one core during the load): {cpus or 'n/a'}")
     lines.extend(_hpa_lines(report.get("hpa")))

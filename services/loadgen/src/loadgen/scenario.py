@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 _PRIORITIES = ("low", "medium", "high")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class Request:
     url: str
     body: bytes | None
     task_id: int | None = None
+    headers: Mapping[str, str] | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Safe to send again after a failed connection: a create carrying its key."""
+        return self.headers is not None and IDEMPOTENCY_HEADER in self.headers
 
 
 class OwnTasks:
@@ -109,7 +117,9 @@ class Scenario:
             name = "create"
         op = OPERATIONS[name]
         url = self.base_urls[op.service] + op.path.replace("{id}", str(task_id))
-        return Request(name, op.method, url, self._body(name), task_id)
+        # Every create carries a key of its own, so resending it can never create a second task.
+        headers = {IDEMPOTENCY_HEADER: f'"{uuid.uuid4()}"'} if name == "create" else None
+        return Request(name, op.method, url, self._body(name), task_id, headers)
 
     def _body(self, name: str) -> bytes | None:
         if name == "create":

@@ -11,12 +11,16 @@ from collections.abc import Iterator, Sequence
 from loadgen.config import Stage
 from loadgen.histogram import record_seconds
 from loadgen.scenario import Request, Scenario
-from loadgen.stats import RunStats, status_kind
+from loadgen.stats import EndpointStats, RunStats, status_kind
 from loadgen.transport import Transport, TransportError
 
 # one clock for schedule and measurement: CLOCK_MONOTONIC, fine-grained (uvloop's loop.time() is ms)
 clock = time.monotonic
 MIN_SLEEP = 0.001  # the loop's timer resolution; sends are at most ~1 ms late, never early
+# A create whose connection failed (refused or cut before the answer) is sent again with the
+# same Idempotency-Key: at most this often, after these pauses. A timeout is not retried.
+RETRY_KINDS = frozenset({"connect", "reset"})
+RETRY_PAUSES = (0.05, 0.2, 0.5)
 
 
 def stage_starts(stages: Sequence[Stage]) -> list[float]:
@@ -118,7 +122,7 @@ class OpenModel:
     async def _send(self, due: float, request: Request) -> None:
         endpoint = self.stats.endpoints[request.name]
         try:
-            status, body = await self.transport.request(request.method, request.url, request.body)
+            status, body = await self._exchange(request, endpoint)
         except TransportError as exc:
             endpoint.record(None, exc.kind)
             self.scenario.settle(request, None, b"")
@@ -134,6 +138,21 @@ class OpenModel:
             self.scenario.settle(request, status, body)
         finally:
             self.stats.inflight -= 1
+
+    async def _exchange(self, request: Request, endpoint: EndpointStats) -> tuple[int, bytes]:
+        """One request, resent after a failed connection when that is safe (its key)."""
+        pauses = iter(RETRY_PAUSES if request.retryable else ())
+        while True:
+            try:
+                return await self.transport.request(
+                    request.method, request.url, request.body, request.headers
+                )
+            except TransportError as exc:
+                pause = next(pauses, None) if exc.kind in RETRY_KINDS else None
+                if pause is None:
+                    raise
+            endpoint.retries += 1
+            await asyncio.sleep(pause)
 
 
 async def _sleep_until(deadline: float, stop: asyncio.Event) -> bool:

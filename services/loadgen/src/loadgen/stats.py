@@ -27,6 +27,7 @@ class EndpointStats:
     ok: int = 0
     late: int = 0
     dropped: int = 0
+    retries: int = 0  # resends of a request whose connection failed (creates, same key)
     errors: Counter[str] = field(default_factory=Counter)
     latency: HdrHistogram = field(default_factory=new_histogram)
 

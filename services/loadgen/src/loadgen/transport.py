@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 from typing import Protocol
 
 import aiohttp
@@ -20,7 +21,9 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]: ...
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]: ...
 
     async def close(self) -> None: ...
 
@@ -36,10 +39,12 @@ class AiohttpTransport:
             auto_decompress=False,
         )
 
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        headers = JSON_HEADERS if body is not None else None
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        sent = _headers(body, headers)
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self.session.request(method, url, data=body, headers=sent) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TransportError("timeout", f"timed out: {url}") from exc
@@ -66,10 +71,12 @@ class HttpxTransport:
         )
         self.client = httpx.AsyncClient(limits=limits, timeout=timeout)
 
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        headers = JSON_HEADERS if body is not None else None
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        sent = _headers(body, headers)
         try:
-            response = await self.client.request(method, url, content=body, headers=headers)
+            response = await self.client.request(method, url, content=body, headers=sent)
         except httpx.TimeoutException as exc:
             raise TransportError("timeout", f"timed out: {url}") from exc
         except httpx.ConnectError as exc:
@@ -82,6 +89,13 @@ class HttpxTransport:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _headers(body: bytes | None, extra: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    base = JSON_HEADERS if body is not None else None
+    if not extra:
+        return base
+    return {**(base or {}), **extra}
 
 
 CLIENTS = ("aiohttp", "httpx")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_30
 from taskflow_core.models import Priority
 from taskflow_core.problems import problem_specs
 
-from tasks_api import params
+from tasks_api import idempotency, params
 from tasks_api.body import json_body
 from tasks_api.cursor import CURSOR_PATTERN, MAX_CURSOR_CHARS, decode_cursor
 from tasks_api.etag import none_match_hits, parse_if_match
@@ -36,10 +36,28 @@ IfNoneMatchHeader = Annotated[
     str | None,
     HeaderParameter(name="If-None-Match", description="ETag(s) of the copy the client holds."),
 ]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name=idempotency.HEADER,
+        schema_extra={"pattern": idempotency.KEY_PATTERN},
+        description=(
+            "Makes the create safe to retry (draft-ietf-httpapi-idempotency-key-header): a "
+            "structured-field string of 1-255 printable ASCII characters, e.g. "
+            '`"8e03978e-40d5-43e8-bc93-6894a57f9324"` (a bare value without quotes names the '
+            "same key). Within 24 hours, a request with the same key and the same body gets the "
+            "first request's 201 again (`Idempotent-Replayed: true`) and creates nothing; the "
+            "same key with another body is 422."
+        ),
+    ),
+]
 IfMatchHeader = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="ETag(s) the task must still have, or `*`."),
 ]
+
+
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class TaskController(Controller):
@@ -123,15 +141,30 @@ class TaskController(Controller):
         summary="Create a task",
         status_code=HTTP_201_CREATED,
         before_request=json_body(TaskCreate),
-        responses=problem_specs(400, 413, 415, 503),
+        responses=problem_specs(400, 413, 415, 422, 503),
     )
     async def create_task(
-        self, task_service: NamedDependency[TaskService], data: JSONBody[TaskCreate]
+        self,
+        request: Request[Any, Any, Any],
+        task_service: NamedDependency[TaskService],
+        data: JSONBody[TaskCreate],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[Task]:
-        stored = await task_service.create(data)
-        response = _task_response(stored, status_code=HTTP_201_CREATED)
-        response.headers["Location"] = f"/tasks/{stored.task.id}"
-        return response
+        key = idempotency.parse_key(request.headers.getall(idempotency.HEADER, []))
+        if key is None:
+            stored = await task_service.create(data)
+            response = _task_response(stored, status_code=HTTP_201_CREATED)
+            response.headers["Location"] = f"/tasks/{stored.task.id}"
+            return response
+        created = await task_service.create_once(data, key)
+        headers = {"ETag": created.etag, "Location": f"/tasks/{created.task_id}"}
+        if created.replayed:
+            headers[REPLAYED_HEADER] = "true"
+        # The Task as first encoded, byte for byte, on a replay too (the annotation documents it).
+        answer = Response(
+            created.body, status_code=HTTP_201_CREATED, media_type=MediaType.JSON, headers=headers
+        )
+        return cast("Response[Task]", answer)
 
     @patch(
         "/{task_id:int}",

@@ -9,7 +9,9 @@ one ETag exactly one succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,11 +19,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import structlog
 from taskflow_core.cache import Cache, body_format
 from taskflow_core.engine import RequestPool
 from taskflow_core.models import Priority
-from taskflow_core.problems import NotFound, PreconditionFailed, Problem
+from taskflow_core.problems import IdempotencyKeyReused, NotFound, PreconditionFailed, Problem
 
+from tasks_api import idempotency
 from tasks_api.cursor import MAX_ID, encode_cursor
 from tasks_api.etag import IfMatch, etag
 from tasks_api.queries import (
@@ -43,6 +47,8 @@ PAGE_FORMAT = body_format(TaskPage)
 _ENCODER = msgspec.json.Encoder()
 _PRIORITY = {p.value: p for p in Priority}  # a dict lookup costs less than Priority(text)
 
+log = structlog.get_logger("taskflow.tasks")
+
 
 @dataclass(frozen=True, slots=True)
 class StoredTask:
@@ -52,12 +58,24 @@ class StoredTask:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedCreation:
+    """The 201 of a POST /tasks with an Idempotency-Key: first answered, or replayed."""
+
+    task_id: int
+    etag: str
+    body: bytes
+    replayed: bool
+
+
 class TaskService:
     """One per app (the `task_service` dependency)."""
 
     def __init__(self, pool: RequestPool, cache: Cache) -> None:
         self._pool = pool
         self._cache = cache
+        self._next_purge = time.monotonic() + idempotency.PURGE_INTERVAL
+        self._purging: asyncio.Task[None] | None = None
 
     async def list_page(self, query: ListQuery, cursor_token: str | None) -> bytes:
         """The JSON body of one page, from the cache when the database has not changed."""
@@ -74,11 +92,56 @@ class TaskService:
         return _stored(row)
 
     async def create(self, data: TaskCreate) -> StoredTask:
-        statement = insert_task(data.title, data.description, data.completed, data.priority.value)
         async with self._pool.connection() as conn:
-            row = await _fetchrow(conn, statement)
-        assert row is not None  # INSERT ... RETURNING returns its row
-        return _stored(row)
+            return _stored(await _fetchrow(conn, _insert(data)))
+
+    async def create_once(self, data: TaskCreate, key: str) -> KeyedCreation:
+        """Create the task unless `key` already created one from the same request: then the
+        first 201 again. The same key with another request is 422."""
+        self._maybe_purge()
+        fingerprint = idempotency.fingerprint(data)
+        async with self._pool.transaction() as conn:
+            if await conn.fetchval(idempotency.CLAIM, key, fingerprint) is not None:
+                stored = _stored(await _fetchrow(conn, _insert(data)))
+                body = _ENCODER.encode(stored.task)
+                await conn.execute(
+                    idempotency.RECORD, key, stored.task.id, stored.etag, body.decode()
+                )
+                return KeyedCreation(stored.task.id, stored.etag, body, replayed=False)
+            prior = await conn.fetchrow(idempotency.PRIOR, key)
+        # Claimed by a transaction that committed: its row is complete (recorded in it).
+        if prior is None or prior["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused(
+                f"{idempotency.HEADER} {key!r} was used for another request in the last "
+                f"{idempotency.LIFETIME_HOURS} hours; use a new key for a new request."
+            )
+        return KeyedCreation(prior["task_id"], prior["etag"], prior["body"].encode(), True)
+
+    async def purge_expired_keys(self) -> int:
+        """Delete keys past their lifetime, one batch per statement; returns how many."""
+        deleted = 0
+        while True:
+            async with self._pool.connection() as conn:
+                status = await conn.execute(idempotency.PURGE)
+            batch = int(status.rpartition(" ")[2])
+            deleted += batch
+            if batch < idempotency.PURGE_BATCH:
+                return deleted
+
+    def _maybe_purge(self) -> None:
+        now = time.monotonic()
+        if now < self._next_purge or (self._purging is not None and not self._purging.done()):
+            return
+        self._next_purge = now + idempotency.PURGE_INTERVAL
+        self._purging = asyncio.get_running_loop().create_task(self._purge_in_background())
+
+    async def _purge_in_background(self) -> None:
+        try:
+            deleted = await self.purge_expired_keys()
+        except Exception as exc:  # the next interval tries again; requests never see it
+            log.warning("idempotency keys: purge failed", error=type(exc).__name__)
+        else:
+            log.info("idempotency keys: purged the expired ones", deleted=deleted)
 
     async def update(self, task_id: int, patch: TaskPatch, condition: IfMatch | None) -> StoredTask:
         _check_id(task_id)
@@ -136,6 +199,10 @@ async def _fetchrow(conn: asyncpg.Connection, statement: Statement) -> asyncpg.R
     return await conn.fetchrow(statement.sql, *statement.params)
 
 
+def _insert(data: TaskCreate) -> Statement:
+    return insert_task(data.title, data.description, data.completed, data.priority.value)
+
+
 def _utc_text(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
@@ -146,7 +213,8 @@ def _task(row: Any) -> Task:
     return Task(task_id, title, description, completed, _PRIORITY[priority], created_at, updated_at)
 
 
-def _stored(row: asyncpg.Record) -> StoredTask:
+def _stored(row: asyncpg.Record | None) -> StoredTask:
+    assert row is not None  # INSERT/UPDATE/SELECT ... of a row known to exist
     return StoredTask(_task(row), etag(row["id"], row["version"]))
 
 

@@ -46,7 +46,9 @@ class Env:
         _check_range(name, number, minimum, maximum)
         return number
 
-    def seconds(self, name: str, default: float, *, minimum: float) -> float:
+    def seconds(
+        self, name: str, default: float, *, minimum: float, maximum: float | None = None
+    ) -> float:
         value = self.raw(name)
         if value is None:
             return default
@@ -56,7 +58,7 @@ class Env:
             raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
         if not math.isfinite(number):  # float() accepts "nan" and "inf"; neither bounds a wait
             raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
-        _check_range(name, number, minimum, None)
+        _check_range(name, number, minimum, maximum)
         return number
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
