@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -75,12 +76,30 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     changes session state, and asyncpg still rolls back a transaction left open."""
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of a RequestPool, read at scrape time (taskflow_core.pool_metrics)."""
+
+    size: int  # DB_POOL_SIZE
+    max_connections: int  # DB_POOL_SIZE + DB_MAX_OVERFLOW
+    in_use: int
+    idle: int  # open and free
+    waits: int  # checkouts that found every connection in use, since start
+    timeouts: int  # waits that hit DB_POOL_TIMEOUT (answered 503), since start
+
+    @property
+    def overflow(self) -> int:
+        """Connections in use beyond DB_POOL_SIZE (a part of in_use)."""
+        return max(0, self.in_use - self.size)
+
+
 class RequestPool:
     """An API's request connections: at most DB_POOL_SIZE + DB_MAX_OVERFLOW, opened on demand.
 
     Statements run in autocommit (one statement, one transaction: no BEGIN/COMMIT round trips)
     on asyncpg's per-connection prepared statements; `transaction()` is there for the rest.
     Waiting longer than DB_POOL_TIMEOUT for a connection raises TimeoutError (answered 503).
+    Checkouts, waits and timeouts are kept as plain integers; `stats()` reads them when scraped.
     """
 
     def __init__(
@@ -100,6 +119,23 @@ class RequestPool:
             "server_settings": server_settings(application_name),
         }
         self._pool: asyncpg.Pool | None = None
+        self._max = pool.size + pool.max_overflow
+        self._in_use = 0
+        self._waits = 0
+        self._timeouts = 0
+
+    def stats(self) -> PoolStats:
+        idle = 0
+        if self._pool is not None:
+            idle = self._pool.get_idle_size()
+        return PoolStats(
+            size=self._settings.size,
+            max_connections=self._max,
+            in_use=self._in_use,
+            idle=idle,
+            waits=self._waits,
+            timeouts=self._timeouts,
+        )
 
     async def open(self) -> None:
         """Create the pool; it connects nothing until the first request needs a connection."""
@@ -122,15 +158,20 @@ class RequestPool:
         """A pooled connection for the block; TimeoutError after DB_POOL_TIMEOUT without one."""
         if self._pool is None:
             raise RuntimeError("the request pool is not open (app lifespan not started)")
+        if self._in_use >= self._max:
+            self._waits += 1
         try:
             # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
             async with asyncio.timeout(self._settings.timeout):
                 acquired = await self._pool.acquire()
         except TimeoutError as exc:
+            self._timeouts += 1
             raise TimeoutError("no database connection free within DB_POOL_TIMEOUT") from exc
+        self._in_use += 1
         try:
             yield acquired
         finally:
+            self._in_use -= 1
             await self._pool.release(acquired)
 
     @asynccontextmanager

@@ -1,5 +1,6 @@
 """One ASGI middleware observes every request once: its route template, status and duration go
-to the Prometheus request metrics and to the access log (taskflow_core.access_log).
+to the Prometheus request metrics and to the access log (taskflow_core.access_log). When tracing,
+the duration of a sampled request carries its trace id as an exemplar.
 
 Probes and `/metrics` (routes carrying EXCLUDE_OPT_KEY) are neither measured nor logged. It is
 the lean equivalent of Litestar's PrometheusMiddleware with the same families and labels: label
@@ -13,6 +14,7 @@ from typing import Any, cast
 
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 
 from taskflow_core.access_log import AccessLog
@@ -23,9 +25,12 @@ class RequestObserver(ASGIMiddleware):
     scopes = ("http",)  # type: ignore[assignment]
     exclude_opt_key = EXCLUDE_OPT_KEY
 
-    def __init__(self, metrics: RequestMetrics, access_log: AccessLog) -> None:
+    def __init__(
+        self, metrics: RequestMetrics, access_log: AccessLog, exemplars: bool = False
+    ) -> None:
         self.metrics = metrics
         self.access_log = access_log
+        self.exemplars = exemplars
         self._done: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
         self._running: dict[tuple[str, str], Gauge] = {}
 
@@ -57,12 +62,18 @@ class RequestObserver(ASGIMiddleware):
                 )
             total, duration, errors = done
             total.inc()
-            duration.observe(seconds)
+            duration.observe(seconds, _exemplar() if self.exemplars else None)
             if errors is not None:
                 errors.inc()
             self.access_log.request(
                 method, scope["path"], route, status, seconds, _client(scope), _traceparent(scope)
             )
+
+
+def _exemplar() -> dict[str, str] | None:
+    """The trace id of the request's span when it is sampled (exported), else none."""
+    context = trace.get_current_span().get_span_context()
+    return {"trace_id": format(context.trace_id, "032x")} if context.trace_flags.sampled else None
 
 
 def _traceparent(scope: Scope) -> bytes | None:
