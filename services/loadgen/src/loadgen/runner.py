@@ -91,7 +91,7 @@ async def _drive(
     own = OwnTasks(cfg.max_own_tasks)
     base_urls = {"tasks": cfg.tasks_url, "stats": cfg.stats_url}
     tag = f"loadgen {socket.gethostname()}"
-    scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag)
+    scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag, cfg.trace_fraction)
     model = OpenModel(cfg.stages, scenario, transport, stats, cfg.max_inflight, cfg.lag_bound)
     stop = _stop_on_signals()
     started_at, cpu_before = datetime.now(UTC), time.process_time()
@@ -124,6 +124,7 @@ async def _drive(
             "client": cfg.client,
             "loop": cfg.loop,
             "seed": cfg.seed,
+            "trace_fraction": cfg.trace_fraction,
         },
         sources=1,
         started_at=_iso(started_at),

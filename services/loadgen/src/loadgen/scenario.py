@@ -41,6 +41,7 @@ class Request:
     url: str
     body: bytes | None
     task_id: int | None = None
+    trace_id: str | None = None  # sent as a sampled W3C traceparent when set
 
 
 class OwnTasks:
@@ -79,6 +80,7 @@ class Scenario:
         own: OwnTasks,
         seed: int | None = None,
         tag: str = "loadgen",
+        trace_fraction: float = 0.0,
     ) -> None:
         self.names = [name for name, weight in mix.items() if weight > 0]
         self.cum_weights = list(itertools.accumulate(mix[name] for name in self.names))
@@ -86,6 +88,7 @@ class Scenario:
         self.own = own
         self.tag = tag
         self.random = random.Random(seed)  # noqa: S311 - load shaping, not security
+        self.trace_fraction = trace_fraction
         self.created = 0
 
     def pick(self) -> str:
@@ -107,7 +110,10 @@ class Scenario:
             name = "create"
         op = OPERATIONS[name]
         url = self.base_urls[op.service] + op.path.replace("{id}", str(task_id))
-        return Request(name, op.method, url, self._body(name), task_id)
+        trace_id = None
+        if self.trace_fraction and self.random.random() < self.trace_fraction:
+            trace_id = f"{self.random.getrandbits(128) or 1:032x}"
+        return Request(name, op.method, url, self._body(name), task_id, trace_id)
 
     def _body(self, name: str) -> bytes | None:
         if name == "create":
@@ -130,6 +136,11 @@ class Scenario:
             (self.own.done if ok else self.own.open).append(request.task_id)
         elif request.task_id is not None and request.name == "delete" and not ok and status != 404:
             self.own.done.append(request.task_id)  # not deleted: keep it (404: gone, forget it)
+
+
+def traceparent(trace_id: str, span_id: int) -> str:
+    """A W3C traceparent with the sampled flag: the APIs record and export this trace."""
+    return f"00-{trace_id}-{span_id or 1:016x}-01"
 
 
 def _created_id(body: bytes) -> int | None:

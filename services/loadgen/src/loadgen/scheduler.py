@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from loadgen.config import Stage
 from loadgen.histogram import record_seconds
-from loadgen.scenario import Request, Scenario
+from loadgen.scenario import Request, Scenario, traceparent
 from loadgen.stats import RunStats, status_kind
 from loadgen.transport import Transport, TransportError
 
@@ -117,10 +117,17 @@ class OpenModel:
 
     async def _send(self, due: float, request: Request) -> None:
         endpoint = self.stats.endpoints[request.name]
+        parent = None
+        if request.trace_id is not None:
+            parent = traceparent(request.trace_id, self.scenario.random.getrandbits(64))
         try:
-            status, body = await self.transport.request(request.method, request.url, request.body)
+            status, body = await self.transport.request(
+                request.method, request.url, request.body, parent
+            )
         except TransportError as exc:
             endpoint.record(None, exc.kind)
+            if request.trace_id is not None:
+                endpoint.record_traced(clock() - due, request.trace_id, exc.kind)
             self.scenario.settle(request, None, b"")
         except asyncio.CancelledError:
             endpoint.record(None, "timeout")
@@ -130,7 +137,10 @@ class OpenModel:
             self.scenario.settle(request, None, b"")
         else:
             # latency from the scheduled time, not the actual send: no coordinated omission
-            endpoint.record(clock() - due, status_kind(status))
+            seconds = clock() - due
+            endpoint.record(seconds, status_kind(status))
+            if request.trace_id is not None:
+                endpoint.record_traced(seconds, request.trace_id, str(status))
             self.scenario.settle(request, status, body)
         finally:
             self.stats.inflight -= 1

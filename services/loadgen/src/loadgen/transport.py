@@ -19,8 +19,17 @@ class TransportError(Exception):
         self.kind = kind
 
 
+def _headers(body: bytes | None, traceparent: str | None) -> dict[str, str] | None:
+    headers = dict(JSON_HEADERS) if body is not None else {}
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
+    return headers or None
+
+
 class Transport(Protocol):
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]: ...
+    async def request(
+        self, method: str, url: str, body: bytes | None, traceparent: str | None = None
+    ) -> tuple[int, bytes]: ...
 
     async def close(self) -> None: ...
 
@@ -36,8 +45,10 @@ class AiohttpTransport:
             auto_decompress=False,
         )
 
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        headers = JSON_HEADERS if body is not None else None
+    async def request(
+        self, method: str, url: str, body: bytes | None, traceparent: str | None = None
+    ) -> tuple[int, bytes]:
+        headers = _headers(body, traceparent)
         try:
             async with self.session.request(method, url, data=body, headers=headers) as response:
                 return response.status, await response.read()
@@ -66,8 +77,10 @@ class HttpxTransport:
         )
         self.client = httpx.AsyncClient(limits=limits, timeout=timeout)
 
-    async def request(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        headers = JSON_HEADERS if body is not None else None
+    async def request(
+        self, method: str, url: str, body: bytes | None, traceparent: str | None = None
+    ) -> tuple[int, bytes]:
+        headers = _headers(body, traceparent)
         try:
             response = await self.client.request(method, url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
