@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,8 +95,9 @@ class WebServer:
             command += ["-g", "user root;"]
         return command
 
-    def start(self) -> WebServer:
-        self.nginx = subprocess.Popen(self.command(), cwd=self.runtime_dir)
+    def start(self, spawn: Any = subprocess.Popen) -> WebServer:
+        """`spawn` starts nginx (Popen's shape: `make up` labels its output)."""
+        self.nginx = spawn(self.command(), cwd=self.runtime_dir)
         wait_until(self._healthy, 15, f"nginx on port {self.port}")
         if self.metrics_port is not None:
             self.exporter = subprocess.Popen(

@@ -33,7 +33,7 @@ def test_the_trace_id_of_a_traceparent(header: bytes, expected: str | None) -> N
 async def test_lines_carry_the_callers_trace_id_and_errors_are_written_at_once() -> None:
     stream = io.BytesIO()
     log = AccessLog("INFO", stream=stream)
-    log.request("GET", "/tasks", "/tasks", 200, 0.0042, "127.0.0.1:5000", TRACEPARENT)
+    log.request("GET", "/tasks", "/tasks", 200, 0.0042, "127.0.0.1:5000", trace_id_of(TRACEPARENT))
     assert stream.getvalue() == b""  # collected, not yet written
     log.request("POST", "/tasks", "/tasks", 503, 0.1, None)
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())

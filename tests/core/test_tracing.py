@@ -195,3 +195,17 @@ def test_a_sampled_callers_trace_is_exported_with_its_children_logged_and_exempl
     assert f'trace_id="{TRACE_ID}"' in exemplars[0]
     assert plain.headers["content-type"].startswith("text/plain")
     assert " # {" not in plain.text  # the text format has no exemplars
+
+
+def test_without_an_exporter_a_callers_trace_id_is_still_logged(database_url: str) -> None:
+    env = service_env(database_url, LOG_LEVEL="INFO", LOG_FORMAT="json")
+    with api_server("tasks_api", env) as server, httpx.Client(base_url=server.base_url) as client:
+        traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+        assert client.get("/tasks", headers={"traceparent": traceparent}).status_code == 200
+        assert client.get("/tasks").status_code == 200
+        time.sleep(0.6)  # the access log writes its batch within 0.25 s
+        log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger") == "taskflow.access"]
+    assert [line.get("trace_id") for line in access] == [TRACE_ID, None], log
+    assert not any("span_id" in line for line in access)  # no span was started

@@ -2,8 +2,9 @@
 the stdlib logging chain and structlog's formatter — that chain cost more CPU than a cached
 request (README.md, "Performance"). Lines carry the same base fields as every other log line
 (`timestamp`, `level`, `logger`, `event`, `service`), the request's method, path, route template,
-status and duration, and its trace context: the span's ids when tracing, else the trace id of
-the caller's `traceparent`. With LOG_FORMAT=console the same fields make one readable line.
+status and duration, and its trace context (taskflow_core.request_observer): the span's ids
+when it is sampled, else the trace id of the caller's `traceparent`. With LOG_FORMAT=console
+the same fields make one readable line.
 
 2xx-4xx lines are `info` (written at LOG_LEVEL INFO or DEBUG); 5xx lines are `error` and
 written at every level but CRITICAL. Lines are collected and written together at most
@@ -20,7 +21,6 @@ from datetime import UTC, datetime
 from typing import IO
 
 import msgspec
-from opentelemetry import trace
 
 LOGGER_NAME = "taskflow.access"
 FLUSH_SECONDS = 0.25
@@ -69,7 +69,6 @@ class AccessLog:
         self,
         level: str,
         stream: IO[bytes] | None = None,
-        tracing: bool = False,
         service: str = "",
         console: bool = False,
     ) -> None:
@@ -77,7 +76,6 @@ class AccessLog:
         self._info = numeric <= logging.INFO
         self._error = numeric <= logging.ERROR
         self._stream = stream if stream is not None else sys.stdout.buffer
-        self._tracing = tracing
         self._service = service
         self._console = console
         self._encoder = msgspec.json.Encoder()
@@ -92,7 +90,8 @@ class AccessLog:
         status: int,
         seconds: float,
         client: str | None,
-        traceparent: bytes | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
     ) -> None:
         error = status >= SERVER_ERROR
         if not (self._error if error else self._info):
@@ -109,15 +108,9 @@ class AccessLog:
             status=status,
             duration_ms=round(seconds * 1000, 3),
             client=client,
+            trace_id=trace_id,
+            span_id=span_id,
         )
-        if self._tracing:
-            context = trace.get_current_span().get_span_context()
-            if context.is_valid:
-                line.trace_id = format(context.trace_id, "032x")
-                line.span_id = format(context.span_id, "016x")
-        elif traceparent is not None:
-            # No span is recorded without an exporter, yet the caller's trace is still named.
-            line.trace_id = trace_id_of(traceparent)
         if self._console:
             self._pending.append(console_line(line))
         else:

@@ -21,7 +21,6 @@ from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
-from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
@@ -95,7 +94,6 @@ class TaskflowPlugin(InitPlugin):
         provider = self.tracer_provider
         if provider is None and tracing.exporter_configured():
             provider = tracing.tracer_provider(self.service)
-        tracing_on = provider is not None
         cache = Cache.from_settings(self.settings.cache, self.service)
         pool = RequestPool(
             self.settings.database.url, application_name=self.service, pool=self.settings.pool
@@ -107,17 +105,14 @@ class TaskflowPlugin(InitPlugin):
         app_config.logging_config = None  # taskflow_core.logs owns logging
         app_config.openapi_config = openapi.openapi_config(self.service, self.version)
         app_config.plugins.append(problem_details_plugin())
-        if provider is not None:
-            app_config.plugins.append(OpenTelemetryPlugin(tracing.opentelemetry_config(provider)))
-            app_config.before_request = app_config.before_request or tracing.name_span_after_route
         access_log = AccessLog(
             self.settings.logging.level,
             service=self.service,
-            tracing=tracing_on,
             console=self.settings.logging.console,
         )
+        tracer = tracing.RequestTracer(provider) if provider is not None else None
         app_config.middleware.append(
-            RequestObserver(metrics.RequestMetrics(self.service), access_log, exemplars=tracing_on)
+            RequestObserver(metrics.RequestMetrics(self.service), access_log, tracer)
         )
         # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
         # a router layer between the app and every handler carries the 64 KiB limit instead.

@@ -1,6 +1,7 @@
 """One ASGI middleware observes every request once: its route template, status and duration go
 to the Prometheus request metrics and to the access log (taskflow_core.access_log). When tracing,
-the duration of a sampled request carries its trace id as an exemplar.
+it runs the request inside its server span (taskflow_core.tracing), and the duration of a sampled
+request carries its trace id as an exemplar.
 
 Probes and `/metrics` (routes carrying EXCLUDE_OPT_KEY) are neither measured nor logged. It is
 the lean equivalent of Litestar's PrometheusMiddleware with the same families and labels: label
@@ -14,11 +15,12 @@ from typing import Any, cast
 
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from opentelemetry import trace
+from opentelemetry.trace import Span
 from prometheus_client import Counter, Gauge, Histogram
 
-from taskflow_core.access_log import AccessLog
+from taskflow_core.access_log import AccessLog, trace_id_of
 from taskflow_core.metrics import EXCLUDE_OPT_KEY, RequestMetrics
+from taskflow_core.tracing import RequestTracer, finish
 
 
 class RequestObserver(ASGIMiddleware):
@@ -26,17 +28,33 @@ class RequestObserver(ASGIMiddleware):
     exclude_opt_key = EXCLUDE_OPT_KEY
 
     def __init__(
-        self, metrics: RequestMetrics, access_log: AccessLog, exemplars: bool = False
+        self, metrics: RequestMetrics, access_log: AccessLog, tracer: RequestTracer | None = None
     ) -> None:
         self.metrics = metrics
         self.access_log = access_log
-        self.exemplars = exemplars
+        self.tracer = tracer
         self._done: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
         self._running: dict[tuple[str, str], Gauge] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         method: str = cast("HTTPScope", scope)["method"]  # scopes = ("http",)
         route: str = scope.get("path_template") or scope["path"]
+        if self.tracer is None:
+            await self._observe(scope, receive, send, next_app, method, route, None)
+            return
+        with self.tracer.span(method, route, scope["path"], scope["headers"]) as span:
+            await self._observe(scope, receive, send, next_app, method, route, span)
+
+    async def _observe(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        next_app: ASGIApp,
+        method: str,
+        route: str,
+        span: Span | None,
+    ) -> None:
         status = 500  # what the client gets when the app raises before answering
 
         async def observed_send(message: Message) -> None:
@@ -62,18 +80,29 @@ class RequestObserver(ASGIMiddleware):
                 )
             total, duration, errors = done
             total.inc()
-            duration.observe(seconds, _exemplar() if self.exemplars else None)
+            trace_id, span_id = _trace_ids(span, scope)
+            if span is not None:
+                finish(span, status)
+                sampled = span.get_span_context().trace_flags.sampled
+                duration.observe(seconds, {"trace_id": trace_id} if sampled and trace_id else None)
+            else:
+                duration.observe(seconds)
             if errors is not None:
                 errors.inc()
             self.access_log.request(
-                method, scope["path"], route, status, seconds, _client(scope), _traceparent(scope)
+                method, scope["path"], route, status, seconds, _client(scope), trace_id, span_id
             )
 
 
-def _exemplar() -> dict[str, str] | None:
-    """The trace id of the request's span when it is sampled (exported), else none."""
-    context = trace.get_current_span().get_span_context()
-    return {"trace_id": format(context.trace_id, "032x")} if context.trace_flags.sampled else None
+def _trace_ids(span: Span | None, scope: Scope) -> tuple[str | None, str | None]:
+    """The span's ids when it is sampled (exported); else the caller's trace id, if it sent one:
+    a request that arrives with a traceparent logs its trace id even when nothing is recorded."""
+    if span is not None:
+        context = span.get_span_context()
+        if context.trace_flags.sampled:
+            return format(context.trace_id, "032x"), format(context.span_id, "016x")
+    traceparent = _traceparent(scope)
+    return (trace_id_of(traceparent) if traceparent is not None else None), None
 
 
 def _traceparent(scope: Scope) -> bytes | None:
