@@ -54,3 +54,13 @@ async def test_info_lines_are_written_after_the_flush_delay_and_not_at_warning()
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
         "GET /stats 200"
     ]
+
+
+async def test_console_lines_are_readable_and_name_the_trace() -> None:
+    stream = io.BytesIO()
+    log = AccessLog("INFO", stream=stream, service="tasks-api", console=True)
+    log.request("GET", "/tasks/7", "/tasks/{task_id}", 503, 0.0123, None, TRACE_ID)
+    (line,) = stream.getvalue().decode().splitlines()
+    assert "error GET /tasks/7 503 12.3 ms" in line
+    assert line.endswith(f"route=/tasks/{{task_id}} trace_id={TRACE_ID}")
+    assert not line.startswith("{")
