@@ -28,7 +28,8 @@ def add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event.setdefault("trace_id", format(context.trace_id, "032x"))
-        event.setdefault("span_id", format(context.span_id, "016x"))
+        if context.trace_flags.sampled:  # an unsampled span is never exported: no id to follow
+            event.setdefault("span_id", format(context.span_id, "016x"))
     return event
 
 

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from taskflow_core.access_log import AccessLog, trace_id_of
 from taskflow_core.metrics import EXCLUDE_OPT_KEY, RequestMetrics
-from taskflow_core.tracing import RequestTracer, finish
+from taskflow_core.tracing import RequestTracer
 
 
 class RequestObserver(ASGIMiddleware):
@@ -39,22 +39,6 @@ class RequestObserver(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         method: str = cast("HTTPScope", scope)["method"]  # scopes = ("http",)
         route: str = scope.get("path_template") or scope["path"]
-        if self.tracer is None:
-            await self._observe(scope, receive, send, next_app, method, route, None)
-            return
-        with self.tracer.span(method, route, scope["path"], scope["headers"]) as span:
-            await self._observe(scope, receive, send, next_app, method, route, span)
-
-    async def _observe(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        next_app: ASGIApp,
-        method: str,
-        route: str,
-        span: Span | None,
-    ) -> None:
         status = 500  # what the client gets when the app raises before answering
 
         async def observed_send(message: Message) -> None:
@@ -67,6 +51,9 @@ class RequestObserver(ASGIMiddleware):
         if running is None:
             running = self._running[(method, route)] = self.metrics.in_progress(method, route)
         running.inc()
+        span: Span | None = None
+        if self.tracer is not None:
+            span, token = self.tracer.start(method, route, scope["path"], scope["headers"])
         started = time.perf_counter()
         try:
             await next_app(scope, receive, observed_send)
@@ -82,9 +69,8 @@ class RequestObserver(ASGIMiddleware):
             total.inc()
             trace_id, span_id = _trace_ids(span, scope)
             if span is not None:
-                finish(span, status)
-                sampled = span.get_span_context().trace_flags.sampled
-                duration.observe(seconds, {"trace_id": trace_id} if sampled and trace_id else None)
+                RequestTracer.end(span, token, status)
+                duration.observe(seconds, {"trace_id": trace_id} if trace_id and span_id else None)
             else:
                 duration.observe(seconds)
             if errors is not None:

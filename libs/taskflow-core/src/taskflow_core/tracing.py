@@ -17,13 +17,12 @@ sampled suppresses the client instrumentation, so its statements create no spans
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -62,16 +61,15 @@ def uninstrument_clients() -> None:
 
 
 class RequestTracer:
-    """Server spans of one app, from its provider."""
+    """Server spans of one app, from its provider: `start` before the app, `end` after it."""
 
     def __init__(self, provider: TracerProvider) -> None:
         self._tracer = provider.get_tracer(__name__)
 
-    @contextmanager
-    def span(
+    def start(
         self, method: str, route: str, path: str, headers: Iterable[tuple[bytes, bytes]]
-    ) -> Iterator[Span]:
-        """The request's server span, current for the block; the caller sets its status."""
+    ) -> tuple[Span, object]:
+        """The request's server span, made current (its detach token returned with it)."""
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in headers
@@ -79,24 +77,21 @@ class RequestTracer:
         }
         parent = propagate.extract(carrier) if carrier else None
         span = self._tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
+        current = trace.set_span_in_context(span, parent)
         if span.is_recording():
             span.set_attributes(
                 {"http.request.method": method, "http.route": route, "url.path": path}
             )
-        token = context.attach(trace.set_span_in_context(span, parent))
-        try:
-            if span.is_recording():
-                yield span
-            else:
-                with suppress_instrumentation():  # no child spans for a trace nobody keeps
-                    yield span
-        finally:
-            context.detach(token)
-            span.end()
+        else:
+            # No child spans for a trace nobody keeps (what suppress_instrumentation() sets).
+            current = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, current)
+        return span, context.attach(current)
 
-
-def finish(span: Span, status: int) -> None:
-    if span.is_recording():
-        span.set_attribute("http.response.status_code", status)
-        if status >= SERVER_ERROR:
-            span.set_status(Status(StatusCode.ERROR))
+    @staticmethod
+    def end(span: Span, token: object, status: int) -> None:
+        context.detach(token)  # type: ignore[arg-type]
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", status)
+            if status >= SERVER_ERROR:
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
