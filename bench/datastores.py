@@ -18,7 +18,7 @@ from bench.processes import on_load_core
 from devstack.servers import PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-DATASTORES = REPO / "deploy" / "components" / "datastores"
+REDIS_MANIFEST = REPO / "deploy" / "components" / "redis" / "redis.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ def redis_memory_args() -> list[str]:
     """The Redis container's memory arguments in the cluster (maxmemory and its eviction).
 
     Persistence is off there as in RedisServer (`--save ""`, `--appendonly no`)."""
-    docs = yaml.safe_load_all((DATASTORES / "redis.yaml").read_text())
+    docs = yaml.safe_load_all(REDIS_MANIFEST.read_text())
     for doc in docs:
         if doc and doc.get("kind") in {"Deployment", "StatefulSet"}:
             (container,) = doc["spec"]["template"]["spec"]["containers"]
@@ -45,7 +45,7 @@ def redis_memory_args() -> list[str]:
                 if name.startswith("--maxmemory")
                 for item in (name, value)
             ]
-    raise LookupError("no Redis workload in deploy/components/datastores/redis.yaml")
+    raise LookupError(f"no Redis workload in {REDIS_MANIFEST.relative_to(REPO)}")
 
 
 @contextmanager

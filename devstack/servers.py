@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -86,8 +87,14 @@ class PostgresServer:
         self.bindir = postgres_bindir()
         self._as_postgres = os.geteuid() == 0
 
-    def start(self, max_connections: int = 200, durable: bool = False) -> PostgresServer:
-        """Start the cluster; fast and crash-unsafe unless `durable` (the cluster's settings)."""
+    def start(
+        self,
+        max_connections: int = 200,
+        durable: bool = False,
+        settings: Mapping[str, str] | None = None,
+    ) -> PostgresServer:
+        """Start the cluster; fast and crash-unsafe unless `durable` (the cluster's settings);
+        `settings` are further `-c name=value` options (a replication test's, say)."""
         self.root.chmod(0o755)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
@@ -104,6 +111,7 @@ class PostgresServer:
                 "-c shared_buffers=128MB"
                 if durable
                 else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                *(f"-c {name}={value}" for name, value in (settings or {}).items()),
             ]
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")

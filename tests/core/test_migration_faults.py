@@ -1,6 +1,7 @@
 """Migrations under faults, with a real next release written as a test fixture: a migrate command
-killed mid-upgrade leaves the previous head and the next run completes; an image one revision
-behind a database its successor expanded keeps starting and serving."""
+killed mid-upgrade leaves the previous head and the next run completes; so does a failover of the
+primary mid-upgrade (a streaming standby promoted behind a stand-in for the -rw Service); an image
+one revision behind a database its successor expanded keeps starting and serving."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import psycopg
 import pytest
 from taskflow_core.schema_version import head_revision
 
+from devstack.databases import migrate
 from tests.core.test_migrate_command import MIGRATE, migrate_env, scalar
 from tests.support.apiserver import api_server, service_env
+from tests.support.replication import replicated_postgres
+from tests.support.tcp_forwarder import TcpForwarder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +147,58 @@ def test_sigkill_mid_upgrade_leaves_the_previous_head_and_the_next_run_completes
     assert result.returncode == 0, result.stdout + result.stderr
     assert scalar(database_url, "SELECT version_num FROM alembic_version") == next_head()
     assert column_exists(database_url)
+
+
+def advisory_locks(database_url: str) -> object:
+    return scalar(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+
+
+def test_a_failover_mid_upgrade_loses_lock_and_transaction_and_the_next_run_completes(
+    next_release: Path, tmp_path: Path
+) -> None:
+    with replicated_postgres() as pair:
+        primary_url = pair.primary.create_database("taskflow")
+        migrate(primary_url)
+        service = TcpForwarder(pair.primary.port).start()  # the Cluster's -rw Service
+        try:
+            url = f"postgresql://postgres@127.0.0.1:{service.port}/taskflow"
+            env = migrate_env(url, ALEMBIC_CONFIG=str(next_release), NEXT_RELEASE_PAUSE="60")
+            process = subprocess.Popen(
+                [MIGRATE], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            try:
+                wait_for_pause(primary_url)
+                # The session lock lives on the primary only: the standby never sees it.
+                assert advisory_locks(primary_url) == 1
+                pair.stop_primary()
+                pair.standby.promote()
+                service.point_at(pair.standby.port)
+                output, _ = process.communicate(timeout=60)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate(timeout=10)
+            # The migration's connection died with the primary: it fails (the initContainer
+            # restarts), and nothing of its transaction reached the promoted standby.
+            assert process.returncode != 0, output
+            promoted = pair.standby.url("taskflow")
+            assert scalar(promoted, "SELECT version_num FROM alembic_version") == head_revision()
+            assert not column_exists(promoted)
+            assert advisory_locks(promoted) == 0
+
+            # The next attempt (the restarted initContainer) takes the lock and completes.
+            result = subprocess.run(
+                [MIGRATE, "--lock-timeout", "10s"], cwd=tmp_path,
+                env=migrate_env(url, ALEMBIC_CONFIG=str(next_release)),
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert scalar(promoted, "SELECT version_num FROM alembic_version") == next_head()
+            assert column_exists(promoted)
+            assert advisory_locks(promoted) == 0
+        finally:
+            service.close()
 
 
 def test_an_image_one_revision_behind_keeps_starting_and_serving(

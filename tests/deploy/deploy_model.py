@@ -18,7 +18,20 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 # Vendored (source and licence: schemas/README.md), so the check runs offline and in-repo.
 SKAFFOLD_SCHEMA = Path(__file__).resolve().parent / "schemas" / "skaffold-v4beta14.json"
-OVERLAYS = ("dev", "loadtest", "prod")
+OVERLAYS = ("dev", "loadtest", "prod", "ha")
+# Where PostgreSQL runs in-cluster: one StatefulSet pod, or a CloudNativePG cluster.
+SINGLE_POSTGRES_OVERLAYS = ("dev", "loadtest")
+HA_OVERLAYS = ("ha",)
+# The CloudNativePG release the ha overlay is written for, and its Cluster CRD (vendored,
+# source and licence: schemas/README.md).
+CNPG_VERSION = "1.30.0"
+CNPG_CLUSTER_CRD = (
+    Path(__file__).resolve().parent
+    / "schemas"
+    / "cnpg"
+    / f"postgresql.cnpg.io_clusters-{CNPG_VERSION}.yaml"
+)
+CNPG_GROUP = "postgresql.cnpg.io"
 NAMESPACE = "taskflow"
 KUBERNETES_VERSIONS = ("1.31", "1.34")
 LOADGEN_COMPONENT = DEPLOY / "components" / "loadgen"
@@ -114,6 +127,8 @@ class PodTemplate:
             if target["kind"] == self.owner["kind"] and target["name"] == name_of(self.owner):
                 return int(hpa["spec"]["maxReplicas"])
         spec = self.owner.get("spec", {})
+        if self.owner["kind"] == "Cluster":
+            return int(spec.get("instances", 1))
         if self.owner["kind"] == "Job":
             return int(spec.get("parallelism", 1))
         return int(spec.get("replicas", 1))
@@ -141,6 +156,35 @@ def pod_template_of(obj: Obj) -> PodTemplate | None:
 
 def pod_templates(docs: tuple[Obj, ...] | list[Obj]) -> list[PodTemplate]:
     return [t for t in (pod_template_of(d) for d in docs) if t is not None]
+
+
+# The ports of an instance pod the operator makes (CloudNativePG docs, "Security"): PostgreSQL,
+# the instance manager's status endpoint (operator only) and its metrics exporter.
+CNPG_INSTANCE_PORTS = (("postgresql", 5432), ("status", 8000), ("metrics", 9187))
+
+
+def cluster_instances(docs: tuple[Obj, ...] | list[Obj]) -> list[PodTemplate]:
+    """The instance pods each CloudNativePG Cluster makes, as far as the manifests decide them:
+    their labels (the operator's plus spec.inheritedMetadata), ports and resources; the operator
+    writes the rest of the pod spec, so nothing else is modelled."""
+    templates = []
+    for cluster in docs:
+        if cluster["kind"] != "Cluster" or not cluster["apiVersion"].startswith(CNPG_GROUP):
+            continue
+        spec = cluster["spec"]
+        labels = dict((spec.get("inheritedMetadata") or {}).get("labels") or {})
+        labels |= {"cnpg.io/cluster": name_of(cluster), "cnpg.io/podRole": "instance"}
+        container = {
+            "name": "postgres",
+            "ports": [{"name": n, "containerPort": p} for n, p in CNPG_INSTANCE_PORTS],
+            "resources": spec.get("resources", {}),
+        }
+        templates.append(
+            PodTemplate(
+                owner=cluster, labels=labels, annotations={}, spec={"containers": [container]}
+            )
+        )
+    return templates
 
 
 def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:

@@ -46,3 +46,27 @@ def test_kind_config_leaves_networking_to_calico() -> None:
     assert config["networking"]["disableDefaultCNI"] is True
     # Calico's default IP pool.
     assert config["networking"]["podSubnet"] == "192.168.0.0/16"
+
+
+def test_the_ha_kind_config_adds_three_workers_to_the_same_networking() -> None:
+    single = yaml.safe_load((DEPLOY / "kind" / "cluster.yaml").read_text())
+    ha = yaml.safe_load((DEPLOY / "kind" / "cluster-ha.yaml").read_text())
+    assert ha["networking"] == single["networking"]
+    assert [n["role"] for n in ha["nodes"]] == ["control-plane", "worker", "worker", "worker"]
+    plan = dry_run("KIND_CONFIG=deploy/kind/cluster-ha.yaml")
+    assert "--config deploy/kind/cluster-ha.yaml" in plan
+
+
+def test_cnpg_installs_the_pinned_operator_release_server_side() -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", "mk/cluster.mk", "cnpg"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "apply --server-side -f " in result.stdout
+    assert "cloudnative-pg/release-1.30/releases/cnpg-1.30.0.yaml" in result.stdout
+    assert "rollout status deployment/cnpg-controller-manager" in result.stdout

@@ -17,6 +17,7 @@ import yaml
 from devstack.servers import PostgresServer, postgres_bindir
 from tests.deploy.deploy_model import (
     OVERLAYS,
+    SINGLE_POSTGRES_OVERLAYS,
     Obj,
     find,
     memory_bytes,
@@ -29,6 +30,8 @@ POSTGRES_ENTRYPOINT = (
     Path(__file__).resolve().parent / "entrypoints" / "postgres-docker-entrypoint.sh"
 )
 
+# In-cluster Redis and monitoring everywhere but prod; the ha overlay's PostgreSQL is the
+# operator's (tests/deploy/test_deploy_postgres_ha.py).
 WITH_DATASTORES = [o for o in OVERLAYS if o != "prod"]
 
 
@@ -57,7 +60,7 @@ def test_prod_runs_no_datastores() -> None:
     assert find(docs, "Deployment", "redis") is None
 
 
-@pytest.mark.parametrize("overlay", WITH_DATASTORES)
+@pytest.mark.parametrize("overlay", SINGLE_POSTGRES_OVERLAYS)
 def test_postgres_keeps_pgdata_in_a_subdirectory_of_its_claim(overlay: str) -> None:
     docs = rendered(overlay)
     statefulset = find(docs, "StatefulSet", "postgres")
@@ -166,7 +169,7 @@ def postgres_env(docs: tuple[Obj, ...], root: Path) -> tuple[Obj, dict[str, str]
     return container, env
 
 
-@pytest.mark.parametrize("overlay", WITH_DATASTORES)
+@pytest.mark.parametrize("overlay", SINGLE_POSTGRES_OVERLAYS)
 def test_postgres_gets_no_secret_through_its_environment(overlay: str) -> None:
     _, container = workload(rendered(overlay), "StatefulSet", "postgres")
     assert "envFrom" not in container
@@ -176,7 +179,7 @@ def test_postgres_gets_no_secret_through_its_environment(overlay: str) -> None:
     assert not names & {"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB"}
 
 
-@pytest.mark.parametrize("overlay", WITH_DATASTORES)
+@pytest.mark.parametrize("overlay", SINGLE_POSTGRES_OVERLAYS)
 def test_the_image_entrypoint_reads_the_secret_files(overlay: str, tmp_path: Path) -> None:
     # The image's own docker-entrypoint.sh resolves the *_FILE variables (its file_env) into
     # the credentials initdb and the first start use: exactly the Secret's values.
@@ -204,7 +207,7 @@ def test_the_image_entrypoint_reads_the_secret_files(overlay: str, tmp_path: Pat
     assert unset_files.strip() == "0", "file_env unsets each *_FILE once read"
 
 
-@pytest.mark.parametrize("overlay", WITH_DATASTORES)
+@pytest.mark.parametrize("overlay", SINGLE_POSTGRES_OVERLAYS)
 def test_postgres_probes_ask_as_the_secret_user_for_its_database(
     overlay: str, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from tests.deploy.deploy_model import (
     OVERLAYS,
     Obj,
     PodTemplate,
+    cluster_instances,
     container_ports,
     find,
     ident,
@@ -161,7 +162,7 @@ ENTRY_POINT_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TCPRoute",
 
 # Overlays whose web Service is a LoadBalancer (laptop clusters); prod keeps every Service
 # ClusterIP behind your own authenticated Ingress or Gateway.
-LOAD_BALANCED_OVERLAYS = ("dev", "loadtest")
+LOAD_BALANCED_OVERLAYS = ("dev", "loadtest", "ha")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -276,7 +277,7 @@ def test_no_role_is_bound_to_tasks_api(overlay: str) -> None:
 # --- NetworkPolicy (every overlay with in-cluster datastores carries the component) ------------
 
 # prod's policies need your datastores' and Prometheus's addresses (README.md, "Security").
-NETWORK_POLICY_OVERLAYS = ("dev", "loadtest")
+NETWORK_POLICY_OVERLAYS = ("dev", "loadtest", "ha")
 
 
 def policies(docs: tuple[Obj, ...], direction: str) -> list[Obj]:
@@ -289,10 +290,19 @@ def network_policy_docs(overlay: str) -> tuple[Obj, ...]:
     return (*rendered(overlay), *smoke)
 
 
+def network_pods(docs: tuple[Obj, ...]) -> list[PodTemplate]:
+    """Every pod the policies must cover: the workloads' and a CloudNativePG cluster's."""
+    return [*pod_templates(docs), *cluster_instances(docs)]
+
+
 def test_the_policy_overlays_are_those_with_in_cluster_datastores() -> None:
     with_policies = {o for o in OVERLAYS if of_kind(rendered(o), "NetworkPolicy")}
     assert with_policies == set(NETWORK_POLICY_OVERLAYS)
-    with_datastores = {o for o in OVERLAYS if find(rendered(o), "StatefulSet", "postgres")}
+    with_datastores = {
+        o
+        for o in OVERLAYS
+        if find(rendered(o), "StatefulSet", "postgres") or cluster_instances(rendered(o))
+    }
     assert with_datastores == with_policies
 
 
@@ -371,7 +381,7 @@ def test_dns_egress_to_kube_dns_on_udp_and_tcp(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
 def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
     docs = network_policy_docs(overlay)
-    pods = pod_templates(docs)
+    pods = network_pods(docs)
     tasks, stats = by_name(pods, "tasks-api"), by_name(pods, "stats-api")
     postgres, redis = by_name(pods, "postgres"), by_name(pods, "redis")
     prometheus, grafana = by_name(pods, "prometheus"), by_name(pods, "grafana")
@@ -415,12 +425,49 @@ def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
         assert allowed(docs, loadgen, stats, 8000)
         assert not allowed(docs, loadgen, postgres, 5432)
         assert not allowed(docs, loadgen, redis, 6379)
+    if overlay == "ha":
+        # Streaming replication and pg_basebackup between the instances; nothing else new.
+        assert allowed(docs, postgres, postgres, 5432)
+        assert allowed(docs, postgres, postgres, 8000)
+        assert not allowed(docs, postgres, redis, 6379)
+        assert not allowed(docs, postgres, tasks, 8000)
+        for other in (tasks, stats, web, prometheus, grafana, smoke, redis):
+            assert not allowed(docs, other, postgres, 8000), "the status port is the operator's"
+
+
+def test_the_operator_reaches_every_cluster_instance() -> None:
+    # Its namespace and pod label as the release manifest sets them (cnpg-system).
+    docs = network_policy_docs("ha")
+    (instance,) = cluster_instances(docs)
+    operator = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "cloudnative-pg"}},
+    }
+    ports = {
+        port["port"]
+        for policy in policies(docs, "Ingress")
+        if selects(policy["spec"]["podSelector"], instance.labels)
+        for rule in policy["spec"].get("ingress", [])
+        if operator in rule.get("from", [])
+        for port in rule["ports"]
+    }
+    assert ports == {5432, 8000}
+    egress = [
+        rule
+        for policy in policies(docs, "Egress")
+        if selects(policy["spec"]["podSelector"], instance.labels)
+        for rule in policy["spec"].get("egress", [])
+        if any("ipBlock" in peer for peer in rule.get("to", []))
+    ]
+    assert [{p["port"] for p in rule["ports"]} for rule in egress] == [{443, 6443}], (
+        "the instance manager talks to the API server"
+    )
 
 
 @pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
 def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy(overlay: str) -> None:
     docs = network_policy_docs(overlay)
-    for template in pod_templates(docs):
+    for template in network_pods(docs):
         for direction in ("Ingress", "Egress"):
             assert any(
                 selects(p["spec"]["podSelector"], template.labels)
@@ -431,7 +478,7 @@ def test_every_pod_is_selected_by_an_ingress_and_an_egress_policy(overlay: str) 
 @pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
 def test_every_policy_selects_existing_pods(overlay: str) -> None:
     docs = network_policy_docs(overlay)
-    templates = pod_templates(docs)
+    templates = network_pods(docs)
     for policy in of_kind(docs, "NetworkPolicy"):
         selected = [t for t in templates if selects(policy["spec"]["podSelector"], t.labels)]
         assert selected, f"{ident(policy)} selects no pod"
@@ -446,7 +493,7 @@ def test_every_policy_selects_existing_pods(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", NETWORK_POLICY_OVERLAYS)
 def test_apiserver_egress_only_for_api_clients(overlay: str) -> None:
     docs = network_policy_docs(overlay)
-    pods = pod_templates(docs)
+    pods = network_pods(docs)
     policy = next(p for p in of_kind(docs, "NetworkPolicy") if name_of(p) == "apiserver-egress")
     selected = {
         t.labels["app.kubernetes.io/name"]

@@ -56,7 +56,10 @@ T = TypeVar("T")
 
 # The write counter plus what tells this database apart from any other that may share the Redis:
 # a clone of the same template or a database dropped and created again (its oid), another
-# cluster or a restore from a physical backup (the server's start time). Catalog reads: cheap.
+# cluster or a restore from a physical backup (the server's start time). The start time is also
+# the epoch of a primary: a promoted standby has its own (promotion restarts nothing, demotion
+# restarts the server), so its counter, even where it reaches a value the old primary had with
+# other data, never repeats a key (tests/ha/test_failover.py). Catalog reads: cheap.
 GENERATION_QUERY = (
     "SELECT g.value, d.oid::bigint, "
     "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint "
