@@ -11,6 +11,7 @@ import time
 
 from bench.report import document, table, write_reference, write_results
 from bench.run import SERVERS, Options, data_access, log_to_stderr, profile_case, run
+from bench.tracing_cost import cpu_ratios, tracing_cost
 
 FULL_ROWS = (1_000, 1_000_000)
 SMOKE_ROWS = (1_000,)
@@ -54,6 +55,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "minimal app (bench/choices_app.py)",
     )
     parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="instead of the table: the APIs with no trace exporter, exporting with 5 %% "
+        "sampled, and exporting every trace; ratios to the untraced run (bench/tracing_cost.py)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="CASE",
         help="instead of the table: where the server of CASE (e.g. stats-hit) "
@@ -86,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     opts = options(args)
     if args.profile:
         return print_profile(args.profile, opts)
+    if args.tracing:
+        results = tracing_cost(opts)
+        print(table(results))
+        print("\n" + "\n".join(cpu_ratios(results)))
+        return 0
     if args.data_access:
         print(table(data_access(opts.servers[-1], opts)))
         return 0

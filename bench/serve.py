@@ -11,12 +11,13 @@ import argparse
 import os
 
 from taskflow_core.logs import configure_logging
+from taskflow_core.settings import LoggingSettings
 
 SERVERS = ("uvicorn", "uvicorn-h11", "granian")
 
 
 def serve(server: str, target: str, host: str, port: int) -> None:
-    configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
+    configure_logging(LoggingSettings(level=os.environ.get("LOG_LEVEL", "WARNING")))
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces, Loops

@@ -2,6 +2,8 @@
 (nginx with the UI, and its metrics exporter) on loopback.
 
 Runs in the foreground; Ctrl-C or SIGTERM stops everything it started, nothing left running.
+Every line a child prints is prefixed with its name (`tasks-api | ...`); at a terminal the
+children log readable lines instead of JSON (LOG_FORMAT=console, unless LOG_FORMAT is set).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from types import FrameType
 
 import httpx
 
+from devstack import labelled
 from devstack.servers import LOOPBACK, PostgresServer, RedisServer, stop_process, wait_until
 from devstack.web import WebServer
 
@@ -94,7 +97,11 @@ PASSWORD_VARIABLE = "POSTGRES_PASSWORD"  # noqa: S105 (the name of a variable, n
 
 
 def _child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+    # The children write into our relay (a pipe): they cannot see that a person is reading.
+    if sys.stdout.isatty():
+        env.setdefault("LOG_FORMAT", "console")
+    return env
 
 
 def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
@@ -112,13 +119,12 @@ def _service_env(database_url: str, redis_url: str, port: int) -> dict[str, str]
 
 def _migrate(database_url: str) -> None:
     env = {**_child_env(), "DATABASE_URL": database_url, "SEED_DEMO_TASKS": str(DEMO_TASKS)}
-    subprocess.run(
-        [sys.executable, "-m", "taskflow_core.migrate_command"], env=env, cwd=REPO, check=True
-    )
+    command = [sys.executable, "-m", "taskflow_core.migrate_command"]
+    labelled.run("migrate", command, env=env, cwd=REPO)
 
 
 def _start_api(api: Api, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", api.module], env=env, cwd=REPO)
+    return labelled.spawn(api.name, [sys.executable, "-m", api.module], env=env, cwd=REPO)
 
 
 def _ready(port: int) -> bool:
@@ -153,7 +159,7 @@ def main() -> int:
                     f"{LOOPBACK}:{ports['stats-api']}",
                     metrics_port=ports[WEB_METRICS.name],
                 )
-                web.start()
+                web.start(spawn=labelled.spawner("web"))
                 _print_banner(ports, _shown_database(postgres), redis_server.url)
                 while all(process.poll() is None for process in [*processes, *web.processes]):
                     time.sleep(0.5)

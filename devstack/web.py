@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -96,10 +97,14 @@ class WebServer:
             command += ["-g", "user root;"]
         return command
 
-    def start(self) -> WebServer:
-        self.nginx = subprocess.Popen(
-            self.command(), cwd=self.runtime_dir, stdout=self.output, stderr=self.output
-        )
+    def start(self, spawn: Any = None) -> WebServer:
+        """`spawn` starts nginx (Popen's shape: `make up` labels its output); else `output`."""
+        if spawn is None:
+            self.nginx = subprocess.Popen(
+                self.command(), cwd=self.runtime_dir, stdout=self.output, stderr=self.output
+            )
+        else:
+            self.nginx = spawn(self.command(), cwd=self.runtime_dir)
         wait_until(self._healthy, 15, f"nginx on port {self.port}")
         if self.metrics_port is not None:
             self.exporter = subprocess.Popen(

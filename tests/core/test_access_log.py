@@ -33,7 +33,7 @@ def test_the_trace_id_of_a_traceparent(header: bytes, expected: str | None) -> N
 async def test_lines_carry_the_callers_trace_id_and_errors_are_written_at_once() -> None:
     stream = io.BytesIO()
     log = AccessLog("INFO", stream=stream)
-    log.request("GET", "/tasks", "/tasks", 200, 0.0042, "127.0.0.1:5000", TRACEPARENT)
+    log.request("GET", "/tasks", "/tasks", 200, 0.0042, "127.0.0.1:5000", trace_id_of(TRACEPARENT))
     assert stream.getvalue() == b""  # collected, not yet written
     log.request("POST", "/tasks", "/tasks", 503, 0.1, None)
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
@@ -54,3 +54,13 @@ async def test_info_lines_are_written_after_the_flush_delay_and_not_at_warning()
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
         "GET /stats 200"
     ]
+
+
+async def test_console_lines_are_readable_and_name_the_trace() -> None:
+    stream = io.BytesIO()
+    log = AccessLog("INFO", stream=stream, service="tasks-api", console=True)
+    log.request("GET", "/tasks/7", "/tasks/{task_id}", 503, 0.0123, None, TRACE_ID)
+    (line,) = stream.getvalue().decode().splitlines()
+    assert "error GET /tasks/7 503 12.3 ms" in line
+    assert line.endswith(f"route=/tasks/{{task_id}} trace_id={TRACE_ID}")
+    assert not line.startswith("{")

@@ -3,6 +3,8 @@ naming its variable."""
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -221,3 +223,22 @@ def test_the_migrate_command_reads_the_database_logging_and_the_seed_count() -> 
 def test_a_bad_seed_count_is_named(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^SEED_DEMO_TASKS"):
         migrate_command.MigrateSettings.read(Env({"DATABASE_URL": URL, "SEED_DEMO_TASKS": value}))
+
+
+@pytest.mark.parametrize(
+    ("value", "console"), [("json", False), ("CONSOLE", True), ("console", True)]
+)
+def test_log_format_chooses_json_or_console_lines(value: str, console: bool) -> None:
+    assert Settings.from_env({"DATABASE_URL": URL, "LOG_FORMAT": value}).logging.console is console
+
+
+def test_log_format_auto_is_json_when_stdout_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a pipe, as in a container
+    assert Settings.from_env({"DATABASE_URL": URL}).logging.console is False
+
+
+def test_a_bad_log_format_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"^LOG_FORMAT"):
+        Settings.from_env({"DATABASE_URL": URL, "LOG_FORMAT": "xml"})

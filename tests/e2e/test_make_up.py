@@ -52,6 +52,12 @@ def test_make_up_serves_demo_data_and_stops_everything(make_up: MakeUp, how: str
     assert f"http://127.0.0.1:{stats}/stats" in output
     datastore_ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)/", output)]
     assert len(datastore_ports) >= 2, output
+    # Every line a child printed names it; alembic's plugin setup stays quiet at INFO.
+    before = output[: output.index("TaskFlow is up")].splitlines()
+    assert not [line for line in before if line.startswith("{")], output
+    labels = {line.split(" | ", 1)[0].strip() for line in before if " | " in line}
+    assert {"migrate", "tasks-api", "stats-api"} <= labels, output
+    assert "alembic.runtime.plugins" not in output
 
     page = httpx.get(f"http://localhost:{tasks}/tasks?priority=high&completed=false", timeout=10)
     assert page.status_code == 200

@@ -27,6 +27,7 @@ class StubApi:
     first_request_unix: float | None = None  # wall clock, comparable with the report's times
     tasks: dict[int, bool] = field(default_factory=dict)
     served: list[tuple[str, str, int]] = field(default_factory=list)
+    traceparents: list[str] = field(default_factory=list)  # as received, in order
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     cut_first_create: bool = False  # cut the connection of each key's first create, unanswered
     create_keys: list[str | None] = field(default_factory=list)  # Idempotency-Key of each
@@ -53,6 +54,8 @@ class StubApi:
                 end = self.first_request + self.stall_until
                 if start <= now < end:
                     await asyncio.sleep(end - now)  # hold every response of the window
+        if "traceparent" in request.headers:
+            self.traceparents.append(request.headers["traceparent"])
         response = await handler(request)
         self.served.append((request.method, request.path_qs, response.status))
         return response

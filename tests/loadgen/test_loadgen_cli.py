@@ -52,6 +52,7 @@ async def test_passing_run_exits_0_and_writes_a_valid_report(api_url: str, tmp_p
     assert report["total"]["ok"] == 80
     assert report["passed"] is True
     assert report["hpa"] is None
+    assert all(e["slowest_traced"] == [] for e in report["endpoints"].values())  # none traced
     line = next(x for x in done.stdout.splitlines() if x.startswith("LOADGEN_REPORT "))
     assert json.loads(line.removeprefix("LOADGEN_REPORT "))["total"] == report["total"]
     _assert_table_matches(done.stdout, report)
@@ -81,6 +82,41 @@ def _assert_table_matches(stdout: str, report: dict[str, object]) -> None:
     assert isinstance(verdicts, list)
     marks = [x for x in lines if x.startswith(("  PASS ", "  FAIL "))]
     assert len(marks) == len(verdicts)
+
+
+async def test_a_traced_fraction_carries_sampled_traceparents_and_the_slowest_are_reported(
+    tmp_path: Path,
+) -> None:
+    stub = StubApi()
+    runner, url = await serve(stub.app())
+    report_path = tmp_path / "traced.json"
+    try:
+        done = await run_loadgen(
+            "run", *_targets(url), "--stages=50:2s", "--p99-ms=2000", "--seed=7",
+            "--trace-fraction=0.2", f"--report={report_path}",
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["config"]["trace_fraction"] == 0.2
+    parents = stub.traceparents
+    assert 5 <= len(parents) <= 40, len(parents)  # 100 requests, a fifth traced (seeded)
+    fields = [p.split("-") for p in parents]
+    assert all(len(f) == 4 and f[0] == "00" and f[3] == "01" for f in fields), parents
+    assert all(len(f[1]) == 32 and len(f[2]) == 16 for f in fields), parents
+    sent_ids = {f[1] for f in fields}
+    assert len(sent_ids) == len(parents)  # one trace per request
+    listed = [e for e in report["endpoints"].values() for e in e["slowest_traced"]]
+    assert listed
+    assert {e["trace_id"] for e in listed} <= sent_ids
+    for endpoint in report["endpoints"].values():
+        latencies = [e["latency_ms"] for e in endpoint["slowest_traced"]]
+        assert latencies == sorted(latencies, reverse=True)
+        assert len(latencies) <= 5
+    assert "slowest traced requests:" in done.stdout
+    assert listed[0]["trace_id"] in done.stdout
 
 
 async def test_every_flag_reads_from_the_environment(api_url: str, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ SAMPLES = {
     "--client": "httpx",
     "--loop": "asyncio",
     "--seed": "42",
+    "--trace-fraction": "0.05",
     "--max-own-tasks": "9",
     "--cleanup": "false",
     "--report": "/tmp/elsewhere.json",

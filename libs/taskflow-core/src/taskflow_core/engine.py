@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -85,6 +86,23 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     changes session state, and asyncpg still rolls back a transaction left open."""
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of a RequestPool, read at scrape time (taskflow_core.pool_metrics)."""
+
+    size: int  # DB_POOL_SIZE
+    max_connections: int  # DB_POOL_SIZE + DB_MAX_OVERFLOW
+    in_use: int
+    idle: int  # open and free
+    waits: int  # checkouts that found every connection in use, since start
+    timeouts: int  # waits that hit DB_POOL_TIMEOUT (answered 503), since start
+
+    @property
+    def overflow(self) -> int:
+        """Connections in use beyond DB_POOL_SIZE (a part of in_use)."""
+        return max(0, self.in_use - self.size)
+
+
 class RequestPool:
     """An API's request connections: at most DB_POOL_SIZE + DB_MAX_OVERFLOW, opened on demand.
 
@@ -93,6 +111,7 @@ class RequestPool:
     A request's database work has one deadline (`taskflow_core.deadline`): getting a connection
     may take DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT of it, all its statements the rest; past it
     TimeoutError (answered 503), and the connection is dropped rather than reused mid-cancel.
+    Checkouts, waits and timeouts are kept as plain integers; `stats()` reads them when scraped.
     """
 
     def __init__(self, url: str, *, application_name: str, pool: PoolSettings) -> None:
@@ -108,6 +127,23 @@ class RequestPool:
             },
         }
         self._pool: asyncpg.Pool | None = None
+        self._max = pool.size + pool.max_overflow
+        self._in_use = 0
+        self._waits = 0
+        self._timeouts = 0
+
+    def stats(self) -> PoolStats:
+        idle = 0
+        if self._pool is not None:
+            idle = self._pool.get_idle_size()
+        return PoolStats(
+            size=self._settings.size,
+            max_connections=self._max,
+            in_use=self._in_use,
+            idle=idle,
+            waits=self._waits,
+            timeouts=self._timeouts,
+        )
 
     async def open(self) -> None:
         """Create the pool; it connects nothing until the first request needs a connection."""
@@ -133,14 +169,18 @@ class RequestPool:
         now = asyncio.get_running_loop().time()
         deadline = deadline_for(now, self._settings.request_bound)
         acquire_by = min(deadline, now + self._settings.timeout + self._settings.connect_timeout)
+        if self._in_use >= self._max:
+            self._waits += 1
         try:
             # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
             async with asyncio.timeout_at(acquire_by):
                 acquired = await self._pool.acquire()
         except TimeoutError as exc:
+            self._timeouts += 1
             raise TimeoutError(
                 "no database connection within DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT"
             ) from exc
+        self._in_use += 1
         try:
             async with asyncio.timeout_at(deadline):
                 yield acquired
@@ -151,6 +191,7 @@ class RequestPool:
                 acquired.terminate()
             raise
         finally:
+            self._in_use -= 1
             await self._pool.release(acquired)
 
     @asynccontextmanager

@@ -1,17 +1,25 @@
 """Prometheus metrics of an API: request metrics by route template and the `/metrics` endpoint.
 
 Families: `taskflow_requests_total`, `taskflow_request_duration_seconds`,
-`taskflow_requests_in_progress`, `taskflow_requests_error_total` (labels: REQUEST_LABELS) and
-the cache's (taskflow_core.cache_metrics). Probes and `/metrics` itself are not measured
-(taskflow_core.request_observer records the requests).
+`taskflow_requests_in_progress`, `taskflow_requests_error_total` (labels: REQUEST_LABELS), the
+cache's (taskflow_core.cache_metrics), the request pool's (taskflow_core.pool_metrics), build and
+schema revision (taskflow_core.build_info) and prometheus-client's process collector. Probes and
+`/metrics` itself are not measured (taskflow_core.request_observer records the requests).
+`/metrics` answers in OpenMetrics when the scraper asks for it (Prometheus does): only that
+format carries the latency histogram's exemplars (the trace id of a sampled request).
 """
 
 from __future__ import annotations
 
-from litestar.plugins.prometheus import PrometheusController
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
 
+from litestar import Controller, Request, Response, get
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+
+from taskflow_core.build_info import BUILD_INFO, SCHEMA_REVISION
 from taskflow_core.cache_metrics import CACHE_METRIC_FAMILIES
+from taskflow_core.pool_metrics import POOL_METRIC_FAMILIES
 
 METRICS_PREFIX = "taskflow"
 # Routes carrying this opt key are left out of request metrics, traces and the access log.
@@ -25,7 +33,21 @@ EXPORTED_METRICS: tuple[str, ...] = (
     f"{METRICS_PREFIX}_requests_in_progress",
     f"{METRICS_PREFIX}_requests_error_total",
     *CACHE_METRIC_FAMILIES,
+    *POOL_METRIC_FAMILIES,
+    BUILD_INFO,
+    SCHEMA_REVISION,
+    # prometheus-client's process collector: CPU and memory per pod against its requests.
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
 )
+# Upper bounds in seconds, from the reference run's latencies (bench/reference.json, README.md
+# "Metrics"): 1-2.5 ms an unloaded request, 2.5-50 ms the p50s under load, 0.1-0.3 s the
+# p99s (0.3 = the loadgen's default p99 limit), then DB_POOL_TIMEOUT's 2 s and the 15 s
+# statement timeout, beyond which no request runs.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 15.0,
+)  # fmt: skip
 REQUEST_LABELS = ("method", "path", "status_code", "app_name")
 SERVER_ERROR = 500
 
@@ -52,6 +74,7 @@ class RequestMetrics:
                     f"{METRICS_PREFIX}_request_duration_seconds",
                     "Request duration, in seconds",
                     labels,
+                    buckets=LATENCY_BUCKETS,
                 ),
                 Gauge(
                     f"{METRICS_PREFIX}_requests_in_progress",
@@ -77,8 +100,15 @@ class RequestMetrics:
         return self.total.labels(*values), self.duration.labels(*values), errors
 
 
-class MetricsController(PrometheusController):
-    """`GET /metrics` in Prometheus text; not in the API document, not measured itself."""
+class MetricsController(Controller):
+    """`GET /metrics`: Prometheus text, or OpenMetrics (with exemplars) when asked for it by the
+    Accept header; not in the API document, not measured itself."""
 
+    path = "/metrics"
     include_in_schema = False
     opt = NOT_OBSERVED
+
+    @get(sync_to_thread=False)
+    def scrape(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(REGISTRY), media_type=content_type)

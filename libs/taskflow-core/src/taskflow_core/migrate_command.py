@@ -3,7 +3,9 @@
 Run by every API pod's initContainer, any number at once. Exit codes: 0 when the database is at
 head afterwards or already ahead of this image (a rollback must not wedge pods in Init), 1 when
 the migration or the seed fails (lock timeout, database unreachable), 2 on bad configuration.
-Reads DATABASE_* and LOG_LEVEL like the APIs, plus SEED_DEMO_TASKS (demo rows, default 0).
+Reads DATABASE_*, LOG_LEVEL and LOG_FORMAT like the APIs, plus SEED_DEMO_TASKS (demo rows,
+default 0). Its lines carry `service` (taskflow-migrate) like the APIs'; the line that ends the
+migration carries `outcome` (migrated, at_head, ahead or failed) and `duration_ms`.
 """
 
 from __future__ import annotations
@@ -25,14 +27,21 @@ from taskflow_core.demo_seed import seed_demo_tasks
 from taskflow_core.engine import create_engine
 from taskflow_core.logs import configure_logging
 from taskflow_core.schema_version import SchemaStatus, alembic_config, head_revision
-from taskflow_core.settings import DatabaseSettings, Env, LoggingSettings, database, load_or_exit
+from taskflow_core.settings import (
+    DatabaseSettings,
+    Env,
+    LoggingSettings,
+    database,
+    load_or_exit,
+    logging,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 APPLICATION_NAME = "taskflow-migrate"
 CONNECT_TIMEOUT = 10.0  # seconds; the initContainer restarts and tries again after that
 # Every variable the migrate command reads; the deploy tests check manifests set nothing else.
-ENV_VARS = frozenset(database.ENV_VARS | {"LOG_LEVEL", "SEED_DEMO_TASKS"})
+ENV_VARS = frozenset(database.ENV_VARS | logging.ENV_VARS | {"SEED_DEMO_TASKS"})
 
 log = structlog.get_logger("taskflow.migrate")
 
@@ -62,14 +71,19 @@ class Outcome:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     settings = load_or_exit(APPLICATION_NAME, MigrateSettings.read)
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging, APPLICATION_NAME)
     started = time.monotonic()
     try:
         config = alembic_config()
         config.attributes["lock_timeout"] = args.lock_timeout
         outcome = asyncio.run(migrate_and_seed(settings, config))
     except Exception as exc:  # every failure ends as one log line and exit 1
-        log.error("migration failed", error=_one_line(exc, settings.database.url))
+        log.error(
+            "migration failed",
+            error=_one_line(exc, settings.database.url),
+            outcome="failed",
+            duration_ms=_milliseconds(time.monotonic() - started),
+        )
         return EXIT_FAILED
     _report(outcome, settings.seed_demo_tasks, time.monotonic() - started)
     return EXIT_OK
@@ -116,17 +130,28 @@ def _upgrade(conn: Connection, config: Config) -> SchemaStatus:
     return status
 
 
+def _milliseconds(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
 def _report(outcome: Outcome, seed_count: int, seconds: float) -> None:
-    took = round(seconds, 3)
+    took = _milliseconds(seconds)
     if outcome.before is SchemaStatus.AHEAD:
         log.warning(
             "database schema is ahead of this image; left as is",
             revision=outcome.revision,
             image_head=head_revision(),
-            took_s=took,
+            outcome="ahead",
+            duration_ms=took,
         )
         return
-    log.info("schema at head", revision=outcome.revision, before=str(outcome.before), took_s=took)
+    log.info(
+        "schema at head",
+        revision=outcome.revision,
+        before=str(outcome.before),
+        outcome="at_head" if outcome.before is SchemaStatus.AT_HEAD else "migrated",
+        duration_ms=took,
+    )
     if outcome.seeded:
         log.info("demo tasks seeded", rows=seed_count)
     elif seed_count > 0:

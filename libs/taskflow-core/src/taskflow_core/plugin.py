@@ -12,6 +12,7 @@ connects at construction; the lifespan opens the pool and closes everything.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,18 +22,20 @@ from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
-from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow_core import drain, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
+from taskflow_core.build_info import record_build
 from taskflow_core.cache import Cache
 from taskflow_core.deadline import RequestDeadline
 from taskflow_core.engine import RequestPool, create_engine
 from taskflow_core.http_methods import MethodSemantics
 from taskflow_core.logs import configure_logging
+from taskflow_core.pool_metrics import watch_pool
 from taskflow_core.problems import problem_details_plugin
 from taskflow_core.request_observer import RequestObserver
 from taskflow_core.settings import Settings
@@ -52,9 +55,11 @@ def create_api(
     services: Mapping[str, ServiceFactory] | None = None,
     dependencies: dict[str, Provide] | None = None,
     lifespan: Sequence[Lifespan] = (),
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """The service's handlers, services, extra dependencies and lifespan hooks, wired by
-    TaskflowPlugin, with HEAD and OPTIONS as documented."""
+    TaskflowPlugin, with HEAD and OPTIONS as documented. `tracer_provider` traces with that
+    provider instead of the one OTEL_EXPORTER_OTLP_ENDPOINT would give (tests keep spans)."""
     app = Litestar(
         route_handlers=route_handlers,
         dependencies=dependencies,
@@ -62,7 +67,7 @@ def create_api(
         # Before Litestar's own schema plugins, so it documents Structs that refuse extra fields.
         plugins=[
             openapi.StrictStructSchemaPlugin(),
-            TaskflowPlugin(service, settings, services=services),
+            TaskflowPlugin(service, settings, services=services, tracer_provider=tracer_provider),
         ],
     )
     app.asgi_handler = drain.ConnectionClose(MethodSemantics(app, app.asgi_handler))
@@ -78,32 +83,39 @@ class TaskflowPlugin(InitPlugin):
         settings: Settings,
         version: str = "0.1.0",
         services: Mapping[str, ServiceFactory] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
         self.version = version
         self.services = dict(services or {})
+        self.tracer_provider = tracer_provider
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        configure_logging(self.settings.logging.level)
-        tracing_on = tracing.exporter_configured()
+        configure_logging(self.settings.logging, self.service)
+        record_build(self.service, self.settings.revision)
+        provider = self.tracer_provider
+        if provider is None and tracing.exporter_configured():
+            provider = tracing.tracer_provider(self.service)
         cache = Cache.from_settings(self.settings.cache, self.service)
         pool = RequestPool(
             self.settings.database.url, application_name=self.service, pool=self.settings.pool
         )
-        readiness = probes.ReadinessEngine(self._readiness_engine())
-        provider = tracing.tracer_provider(self.service) if tracing_on else None
+        watch_pool(self.service, pool)
+        readiness = probes.ReadinessEngine(self._readiness_engine(), self.service)
 
         app_config.debug = False  # never a traceback in a response
         app_config.logging_config = None  # taskflow_core.logs owns logging
         app_config.openapi_config = openapi.openapi_config(self.service, self.version)
         app_config.plugins.append(problem_details_plugin())
-        if provider is not None:
-            app_config.plugins.append(OpenTelemetryPlugin(tracing.opentelemetry_config(provider)))
-            app_config.before_request = app_config.before_request or tracing.name_span_after_route
-        access_log = AccessLog(self.settings.logging.level, tracing=tracing_on)
+        access_log = AccessLog(
+            self.settings.logging.level,
+            service=self.service,
+            console=self.settings.logging.console,
+        )
+        tracer = tracing.RequestTracer(provider) if provider is not None else None
         app_config.middleware.append(
-            RequestObserver(metrics.RequestMetrics(self.service), access_log)
+            RequestObserver(metrics.RequestMetrics(self.service), access_log, tracer)
         )
         app_config.middleware.append(RequestDeadline())
         # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
@@ -155,14 +167,21 @@ def _lifespan(
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await pool.open()  # connects nothing yet: a database that is down keeps the pod unready
         drain.listen()  # the supervisor's drain notice after SIGTERM (taskflow_core.server)
+        if provider is not None:
+            tracing.instrument_clients(provider)
+        # The schema revision found at start (taskflow_schema_revision_info), without waiting.
+        with suppress_instrumentation():  # a read of our own, not a trace
+            found = asyncio.create_task(probes.database_state(readiness))
         try:
             yield
         finally:
+            found.cancel()
             access_log.flush()
             await pool.close()
             await cache.aclose()
             await readiness.engine.dispose()
             if provider is not None:
+                tracing.uninstrument_clients()
                 provider.shutdown()
             structlog.get_logger("taskflow.lifespan").info(SHUTDOWN_MESSAGE)
 

@@ -14,12 +14,14 @@ import structlog
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskflow_core import drain
+from taskflow_core.build_info import record_schema_revision
 from taskflow_core.cache import Cache
 from taskflow_core.metrics import NOT_OBSERVED
-from taskflow_core.schema_version import SchemaStatus, schema_status
+from taskflow_core.schema_version import SchemaStatus, classify, current_revisions
 
 READY_DB_TIMEOUT = 3.0
 READY_STATUSES = frozenset({SchemaStatus.AT_HEAD, SchemaStatus.AHEAD})
@@ -30,8 +32,9 @@ log = structlog.get_logger("taskflow.probes")
 class ReadinessEngine:
     """The unpooled engine readiness checks use (a dependency type of its own)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, service: str = "") -> None:
         self.engine = engine
+        self.service = service  # whose taskflow_schema_revision_info a check updates
 
 
 class Health(msgspec.Struct):
@@ -64,9 +67,10 @@ async def ready(
             ),
             status_code=HTTP_503_SERVICE_UNAVAILABLE,
         )
-    (database, schema), cache_state = await asyncio.gather(
-        _database_state(readiness_engine.engine), _cache_state(cache)
-    )
+    with suppress_instrumentation():  # probes are not traced, nor their statements
+        (database, schema), cache_state = await asyncio.gather(
+            database_state(readiness_engine), _cache_state(cache)
+        )
     ok = database == "ok" and schema in READY_STATUSES
     status = "unavailable" if not ok else ("degraded" if cache_state == "unavailable" else "ok")
     return Response(
@@ -75,14 +79,17 @@ async def ready(
     )
 
 
-async def _database_state(engine: AsyncEngine) -> tuple[str, str]:
+async def database_state(readiness: ReadinessEngine) -> tuple[str, str]:
+    """("ok", schema status) or ("unavailable", "unknown"); records the revision found."""
     try:
-        async with asyncio.timeout(READY_DB_TIMEOUT), engine.connect() as conn:
-            status = await schema_status(conn)
+        async with asyncio.timeout(READY_DB_TIMEOUT), readiness.engine.connect() as conn:
+            revisions = await current_revisions(conn)
     except Exception as exc:  # any failure means "not ready", never a 500
         log.warning("readiness: database check failed", error=type(exc).__name__)
         return "unavailable", "unknown"
-    return "ok", str(status)
+    if readiness.service:
+        record_schema_revision(readiness.service, ",".join(revisions) or "none")
+    return "ok", str(classify(revisions))
 
 
 async def _cache_state(cache: Cache) -> str:

@@ -93,10 +93,14 @@ def _newer(revision: str, head: str) -> bool:
 
 async def schema_status(conn: AsyncConnection) -> SchemaStatus:
     """Read alembic_version on `conn` (no transaction left open by the caller's choice)."""
+    return classify(await current_revisions(conn))
+
+
+async def current_revisions(conn: AsyncConnection) -> list[str]:
+    """The revisions in alembic_version (none for a database never migrated)."""
     if not (await conn.execute(_VERSION_TABLE_EXISTS)).scalar_one():
-        return SchemaStatus.EMPTY
-    revisions = (await conn.execute(_CURRENT_REVISIONS)).scalars().all()
-    return classify(revisions)
+        return []
+    return sorted((await conn.execute(_CURRENT_REVISIONS)).scalars().all())
 
 
 def schema_status_sync(conn: Connection, script: ScriptDirectory | None = None) -> SchemaStatus:

@@ -63,7 +63,7 @@ def run(service: str, app_path: str) -> None:
     """Serve `module:factory` (`tasks_api.app:create_app`) until SIGTERM, then drain."""
     settings = load_settings(service)
     level = settings.logging.level
-    configure_logging(level)
+    configure_logging(settings.logging, service)
     server = settings.server
     if server.reload:
         # A forked worker inherits the supervisor's imported modules (taskflow_core among them)
@@ -78,7 +78,7 @@ def run(service: str, app_path: str) -> None:
         workers=1,
         loop=Loops.uvloop,
         log_level=LogLevels(level.lower()),
-        log_dictconfig=granian_log_config(level),
+        log_dictconfig=granian_log_config(settings.logging),
         log_access=False,  # taskflow_core.access_log writes one line per request, cheaper
         workers_kill_timeout=WORKER_STOP_SECONDS,
         reload=server.reload,

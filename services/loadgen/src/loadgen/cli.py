@@ -75,6 +75,13 @@ RUN_OPTIONS: list[Option] = [
     ("--client", str, "aiohttp", f"HTTP client: {', '.join(CLIENTS)}"),
     ("--loop", str, "uvloop", "event loop: uvloop or asyncio"),
     ("--seed", int, None, "seed of the mix's random choice"),
+    (
+        "--trace-fraction",
+        float,
+        0.0,
+        "share of requests (0..1) sent with a sampled W3C "
+        "traceparent; the slowest of them are listed with their trace ids",
+    ),
     ("--max-own-tasks", int, 1000, "most tasks this generator keeps; writes touch only these"),
     ("--cleanup", _bool, True, "delete the generator's remaining tasks at the end"),
     ("--report", str, DEFAULT_REPORT, "JSON report path, folders created ('' for none)"),
@@ -155,6 +162,8 @@ def run_config(values: Mapping[str, Any]) -> RunConfig:
         raise ConfigError("--metrics-port must be 0..65535")
     if values["timeout"] <= 0:
         raise ConfigError("--timeout must be > 0")
+    if not 0 <= values["trace_fraction"] <= 1:
+        raise ConfigError("--trace-fraction must be between 0 and 1")
     return RunConfig(
         tasks_url=check_url(values["tasks_url"], "--tasks-url"),
         stats_url=check_url(values["stats_url"], "--stats-url"),
@@ -178,6 +187,7 @@ def run_config(values: Mapping[str, Any]) -> RunConfig:
         wait_ready=values["wait_ready"],
         observe_after=values["observe_after"],
         namespace=values["namespace"],
+        trace_fraction=values["trace_fraction"],
     )
 
 

@@ -176,6 +176,7 @@ class RunConfig:
     wait_ready: float = 0.0
     observe_after: float = 0.0
     namespace: str | None = None
+    trace_fraction: float = 0.0  # share of requests sent with a sampled W3C traceparent
 
     def services_used(self) -> set[str]:
         return {OPERATIONS[name].service for name, weight in self.mix.items() if weight > 0}

@@ -9,7 +9,7 @@ from typing import Any
 
 from loadgen.config import ConfigError, Thresholds
 from loadgen.histogram import decode, encode
-from loadgen.report import SCHEMA, finalize
+from loadgen.report import SCHEMA, finalize, slowest_traced
 
 # `--print-json` writes the report as one log line with this prefix, so `kubectl logs` collects it
 LOG_PREFIX = "LOADGEN_REPORT "
@@ -92,6 +92,9 @@ def _merge_endpoints(parts: Sequence[dict[str, dict[str, Any]]]) -> dict[str, An
         kinds = dict.fromkeys(kind for p in present for kind in p["errors"])
         endpoint["errors"] = {k: sum(p["errors"].get(k, 0) for p in present) for k in kinds}
         endpoint["histogram"] = _add_histograms(p["histogram"] for p in present)
+        endpoint["slowest_traced"] = slowest_traced(
+            entry for p in present for entry in p.get("slowest_traced", [])
+        )
         merged[name] = endpoint
     return merged
 

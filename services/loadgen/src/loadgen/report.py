@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -10,7 +10,7 @@ from hdrh.histogram import HdrHistogram
 from loadgen.config import Thresholds
 from loadgen.histogram import decode, encode, new_histogram, summary_ms
 from loadgen.scenario import OPERATIONS
-from loadgen.stats import ERROR_KINDS, EndpointStats, RunStats
+from loadgen.stats import ERROR_KINDS, SLOWEST_TRACED, EndpointStats, RunStats
 from loadgen.thresholds import evaluate
 
 SCHEMA = "taskflow-loadgen-report/1"
@@ -29,7 +29,17 @@ def endpoint_raw(name: str, stats: EndpointStats) -> dict[str, Any]:
         "retries": stats.retries,
         "errors": {kind: stats.errors.get(kind, 0) for kind in ERROR_KINDS},
         "histogram": encode(stats.latency),
+        "slowest_traced": slowest_traced(
+            {"trace_id": trace_id, "latency_ms": round(seconds * 1000, 3), "outcome": outcome}
+            for seconds, trace_id, outcome in stats.slowest
+        ),
     }
+
+
+def slowest_traced(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The SLOWEST_TRACED slowest traced requests, slowest first (find them in the tracing UI)."""
+    ordered = sorted(entries, key=lambda e: e["latency_ms"], reverse=True)
+    return [dict(entry) for entry in ordered[:SLOWEST_TRACED]]
 
 
 def raw_report(stats: RunStats, duration_s: float) -> dict[str, Any]:
@@ -148,6 +158,7 @@ def render_table(report: Mapping[str, Any]) -> str:
     cpus = ", ".join(f"{g['cpu_utilization']:.2f}" for g in report.get("generators", []))
     lines.append(f"generator cpu (share of one core during the load): {cpus or 'n/a'}")
     lines.extend(_hpa_lines(report.get("hpa")))
+    lines.extend(_traced_lines(report["endpoints"]))
     lines.append("thresholds:")
     for v in report["verdicts"]:
         value = "n/a" if v["value"] is None else f"{v['value']:.4g}"
@@ -172,6 +183,18 @@ def _hpa_lines(hpa: Mapping[str, Any] | None) -> list[str]:
             f"back to {s['min_replicas']} {_s(s['back_to_min_s'])} after the load"
         )
     return lines
+
+
+def _traced_lines(endpoints: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The slowest traced requests per endpoint: trace ids to look up in the tracing UI."""
+    lines = []
+    for name, endpoint in endpoints.items():
+        for entry in endpoint.get("slowest_traced", []):
+            lines.append(
+                f"  {name:<10} {entry['latency_ms']:>9.1f} ms  {entry['outcome']:<8} "
+                f"trace {entry['trace_id']}"
+            )
+    return ["slowest traced requests:", *lines] if lines else []
 
 
 def _s(value: float | None) -> str:

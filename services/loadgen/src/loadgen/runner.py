@@ -93,7 +93,7 @@ async def _drive(
         own = OwnTasks(cfg.max_own_tasks)
         base_urls = {"tasks": cfg.tasks_url, "stats": cfg.stats_url}
         tag = f"loadgen {socket.gethostname()}"
-        scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag, log_created)
+        scenario = Scenario(cfg.mix, base_urls, own, cfg.seed, tag, log_created, cfg.trace_fraction)
         return await _drive_scenario(cfg, transport, stats, watcher, scenario)
 
 
@@ -154,6 +154,7 @@ async def _drive_scenario(
             "client": cfg.client,
             "loop": cfg.loop,
             "seed": cfg.seed,
+            "trace_fraction": cfg.trace_fraction,
         },
         sources=1,
         started_at=_iso(started_at),

@@ -44,6 +44,7 @@ class Request:
     body: bytes | None
     task_id: int | None = None
     headers: Mapping[str, str] | None = None
+    trace_id: str | None = None  # sent as a sampled W3C traceparent when set
 
     @property
     def retryable(self) -> bool:
@@ -88,6 +89,7 @@ class Scenario:
         seed: int | None = None,
         tag: str = "loadgen",
         on_created: Callable[[int], None] | None = None,
+        trace_fraction: float = 0.0,
     ) -> None:
         self.names = [name for name, weight in mix.items() if weight > 0]
         self.cum_weights = list(itertools.accumulate(mix[name] for name in self.names))
@@ -95,6 +97,7 @@ class Scenario:
         self.own = own
         self.tag = tag
         self.random = random.Random(seed)  # noqa: S311 - load shaping, not security
+        self.trace_fraction = trace_fraction
         self.created = 0
         self.on_created = on_created  # told every id a create was acknowledged with
 
@@ -119,7 +122,10 @@ class Scenario:
         url = self.base_urls[op.service] + op.path.replace("{id}", str(task_id))
         # Every create carries a key of its own, so resending it can never create a second task.
         headers = {IDEMPOTENCY_HEADER: f'"{uuid.uuid4()}"'} if name == "create" else None
-        return Request(name, op.method, url, self._body(name), task_id, headers)
+        trace_id = None
+        if self.trace_fraction and self.random.random() < self.trace_fraction:
+            trace_id = f"{self.random.getrandbits(128) or 1:032x}"
+        return Request(name, op.method, url, self._body(name), task_id, headers, trace_id)
 
     def _body(self, name: str) -> bytes | None:
         if name == "create":
@@ -144,6 +150,11 @@ class Scenario:
             (self.own.done if ok else self.own.open).append(request.task_id)
         elif request.task_id is not None and request.name == "delete" and not ok and status != 404:
             self.own.done.append(request.task_id)  # not deleted: keep it (404: gone, forget it)
+
+
+def traceparent(trace_id: str, span_id: int) -> str:
+    """A W3C traceparent with the sampled flag: the APIs record and export this trace."""
+    return f"00-{trace_id}-{span_id or 1:016x}-01"
 
 
 def _created_id(body: bytes) -> int | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from loadgen.config import Stage
 from loadgen.histogram import record_seconds
-from loadgen.scenario import Request, Scenario
+from loadgen.scenario import Request, Scenario, traceparent
 from loadgen.stats import EndpointStats, RunStats, status_kind
 from loadgen.transport import Transport, TransportError
 
@@ -121,10 +121,15 @@ class OpenModel:
 
     async def _send(self, due: float, request: Request) -> None:
         endpoint = self.stats.endpoints[request.name]
+        parent = None
+        if request.trace_id is not None:
+            parent = traceparent(request.trace_id, self.scenario.random.getrandbits(64))
         try:
-            status, body = await self._exchange(request, endpoint)
+            status, body = await self._exchange(request, endpoint, parent)
         except TransportError as exc:
             endpoint.record(None, exc.kind)
+            if request.trace_id is not None:
+                endpoint.record_traced(clock() - due, request.trace_id, exc.kind)
             self.scenario.settle(request, None, b"")
         except asyncio.CancelledError:
             endpoint.record(None, "timeout")
@@ -134,18 +139,26 @@ class OpenModel:
             self.scenario.settle(request, None, b"")
         else:
             # latency from the scheduled time, not the actual send: no coordinated omission
-            endpoint.record(clock() - due, status_kind(status))
+            seconds = clock() - due
+            endpoint.record(seconds, status_kind(status))
+            if request.trace_id is not None:
+                endpoint.record_traced(seconds, request.trace_id, str(status))
             self.scenario.settle(request, status, body)
         finally:
             self.stats.inflight -= 1
 
-    async def _exchange(self, request: Request, endpoint: EndpointStats) -> tuple[int, bytes]:
+    async def _exchange(
+        self, request: Request, endpoint: EndpointStats, parent: str | None
+    ) -> tuple[int, bytes]:
         """One request, resent after a failed connection when that is safe (its key)."""
+        headers = request.headers
+        if parent is not None:
+            headers = {**(headers or {}), "traceparent": parent}
         pauses = iter(RETRY_PAUSES if request.retryable else ())
         while True:
             try:
                 return await self.transport.request(
-                    request.method, request.url, request.body, request.headers
+                    request.method, request.url, request.body, headers
                 )
             except TransportError as exc:
                 pause = next(pauses, None) if exc.kind in RETRY_KINDS else None

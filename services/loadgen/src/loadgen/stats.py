@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from hdrh.histogram import HdrHistogram
 from loadgen.histogram import new_histogram, record_seconds
 
 ERROR_KINDS = ("http_4xx", "http_5xx", "connect", "timeout", "reset", "other")
+SLOWEST_TRACED = 5  # traced requests kept per endpoint, the slowest
 
 
 def status_kind(status: int) -> str | None:
@@ -30,6 +32,16 @@ class EndpointStats:
     retries: int = 0  # resends of a request whose connection failed (creates, same key)
     errors: Counter[str] = field(default_factory=Counter)
     latency: HdrHistogram = field(default_factory=new_histogram)
+    # (seconds, trace id, status or error kind) of the slowest traced requests, a min-heap
+    slowest: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def record_traced(self, seconds: float, trace_id: str, outcome: str) -> None:
+        """Keep the request if it is among the SLOWEST_TRACED slowest traced ones."""
+        entry = (seconds, trace_id, outcome)
+        if len(self.slowest) < SLOWEST_TRACED:
+            heapq.heappush(self.slowest, entry)
+        elif seconds > self.slowest[0][0]:
+            heapq.heapreplace(self.slowest, entry)
 
     def record(self, seconds: float | None, error: str | None) -> None:
         """seconds is None when no response arrived (connect/timeout/reset)."""

@@ -16,7 +16,6 @@ from taskflow_core.problems import (
     UnsupportedMediaType,
     field_errors_from_messages,
 )
-from taskflow_core.tracing import name_span_after_route
 
 from tasks_api.schemas import READ_ONLY_FIELDS, title_problem
 
@@ -40,7 +39,6 @@ def json_body(struct: type[msgspec.Struct]) -> BeforeRequest:
     fields = frozenset(struct.__struct_fields__)
 
     async def check(request: Request[Any, Any, Any]) -> None:
-        await name_span_after_route(request)  # a handler hook replaces the app-level one
         if not is_json_media_type(request.headers.get("content-type", "")):
             raise UnsupportedMediaType("The request body must be application/json.")
         try:

@@ -17,6 +17,9 @@ from taskflow_core.settings.env import ConfigError, Env, load_or_exit
 from taskflow_core.settings.logging import LoggingSettings
 from taskflow_core.settings.server import ServerSettings
 
+# Set at image build (the commit): the revision label of taskflow_build_info.
+REVISION_VARIABLE = "TASKFLOW_REVISION"
+BUILD_VARS = frozenset({REVISION_VARIABLE})
 # Every variable an API process reads; the deploy tests check manifests set nothing else.
 API_ENV_VARS = frozenset(
     database.ENV_VARS
@@ -24,6 +27,7 @@ API_ENV_VARS = frozenset(
     | cache.ENV_VARS
     | server.ENV_VARS
     | logging.ENV_VARS
+    | BUILD_VARS
 )
 
 
@@ -36,6 +40,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    revision: str = "unknown"  # of the code running (TASKFLOW_REVISION)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,12 +54,15 @@ class Settings:
             cache=CacheSettings.from_env(env),
             server=ServerSettings.from_env(env),
             logging=LoggingSettings.from_env(env),
+            revision=env.text(REVISION_VARIABLE, "unknown"),
         )
 
 
 __all__ = [
     "API_ENV_VARS",
+    "BUILD_VARS",
     "DATABASE_PARTS",
+    "REVISION_VARIABLE",
     "CacheSettings",
     "ConfigError",
     "DatabaseSettings",
