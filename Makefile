@@ -40,11 +40,16 @@ lint: deps
 types: deps
 	@$(TIMED) types $(UV) run mypy libs services devstack alembic tests bench
 
+# Debian's Prometheus (promtool) and the exporters the dashboards read: tests/deploy checks the
+# shipped configuration and rules with them, tests/e2e scrapes the local stack with them.
+OBSERVABILITY_TOOLS = prometheus prometheus-postgres-exporter prometheus-redis-exporter
+
 test: lint types
+	@BOOTSTRAP_TOOLS="$(OBSERVABILITY_TOOLS)" scripts/bootstrap.sh
 	@$(TIMED) unit-and-integration $(PYTEST) -m "not container and not e2e"
 
 test-all: test
-	@BOOTSTRAP_TOOLS="chromium curl" scripts/bootstrap.sh
+	@BOOTSTRAP_TOOLS="chromium curl $(OBSERVABILITY_TOOLS)" scripts/bootstrap.sh
 	@$(TIMED) container-and-e2e $(PYTEST) -m "container or e2e"
 
 # The side-by-side harness (bench/): wrk and py-spy come with the project's setup.

@@ -10,7 +10,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v prometheus-nginx-exporter >/dev/null || missing+=(prometheus-nginx-exporter)
 # Tools a verb asks for on top, each a command named as its Debian package (`make bench` needs
-# wrk for its ceiling; `make test-all` chromium and curl for the browser and proxy tests).
+# wrk for its ceiling; `make test-all` chromium and curl for the browser and proxy tests; `make
+# test` Debian's prometheus, prometheus-postgres-exporter and prometheus-redis-exporter).
 for tool in ${BOOTSTRAP_TOOLS:-}; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -21,7 +22,8 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the servers it just installed on the standard ports; ours use free ports.
-  for service in postgresql redis-server nginx prometheus-nginx-exporter; do
+  for service in postgresql redis-server nginx prometheus-nginx-exporter prometheus \
+    prometheus-postgres-exporter prometheus-redis-exporter; do
     [[ " ${missing[*]} " == *" $service "* ]] && { systemctl disable --now "$service" >/dev/null 2>&1 || true; }
   done
 fi

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from loadgen.metrics import LoadgenCollector
+from loadgen.stats import RunStats
+from prometheus_client import ProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 from taskflow_core.metrics import EXPORTED_METRICS
 
 from tests.deploy.deploy_model import DEPLOY
 
 MONITORING = DEPLOY / "components" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+# kube-state-metrics' series as its documentation lists them, cut to what the panels read.
+KSM_FIXTURE = Path(__file__).resolve().parent / "prometheus" / "kube-state-metrics.prom"
+# Third-party exporters whose names tests/e2e/test_dashboards_prometheus.py proves with Debian's
+# binaries (postgres_exporter 0.11, redis_exporter 1.45, nginx exporter) under a real Prometheus.
+EXPORTER_PREFIXES = ("pg_", "redis_", "nginx_")
+# Prometheus' own series: the alert state of every pending or firing rule.
+PROMETHEUS_ALERTS = "ALERTS"
 # Series Prometheus itself attaches to every target (no exporter needed).
 PROMETHEUS_BUILTINS = frozenset(
     {
@@ -38,6 +50,38 @@ def exported_sample_names() -> set[str]:
         base = family.removesuffix("_total")
         names |= {base + suffix for suffix in FAMILY_SUFFIXES}
     return names
+
+
+def process_sample_names() -> set[str]:
+    """prometheus-client's process collector, as each API pod's one process exports it."""
+    return {s.name for m in ProcessCollector(registry=None).collect() for s in m.samples}
+
+
+def loadgen_sample_names() -> set[str]:
+    """The load generator's /metrics families (the HPA ones need a cluster; panels use none)."""
+    names = set()
+    for family in LoadgenCollector(RunStats(endpoints={}, stages=[]), [1.0]).collect():
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+def kube_state_sample_names() -> set[str]:
+    families = text_string_to_metric_families(KSM_FIXTURE.read_text())
+    return {s.name for f in families for s in f.samples}
+
+
+def known_sample_names(name: str) -> bool:
+    """Whether a panel may read `name`: a family TaskFlow, its process collector, the load
+    generator or kube-state-metrics exports, an exporter's, or Prometheus' own."""
+    known = (
+        exported_sample_names()
+        | process_sample_names()
+        | loadgen_sample_names()
+        | kube_state_sample_names()
+        | PROMETHEUS_BUILTINS
+        | {PROMETHEUS_ALERTS}
+    )
+    return name in known or name.startswith(EXPORTER_PREFIXES)
 
 
 def metric_names(expr: str) -> set[str]:

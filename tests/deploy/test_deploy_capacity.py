@@ -31,6 +31,8 @@ READINESS_CONNECTIONS_PER_POD = 1
 MIGRATE_CONNECTIONS_PER_POD = 1
 # A person's `alembic upgrade head` / psql over a port-forward, pg_dump, and spare.
 ADMIN_HEADROOM = 10
+# postgres_exporter beside an in-cluster PostgreSQL holds one connection while it scrapes.
+EXPORTER_CONNECTIONS = 1
 # The settings' defaults when the environment does not say (taskflow_core.settings).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 5, 0
 
@@ -90,13 +92,23 @@ def api_demands(docs: tuple[Obj, ...], overlay: str) -> list[ApiDemand]:
     return demands
 
 
+def postgres_exporters(docs: tuple[Obj, ...]) -> int:
+    postgres = find(docs, "StatefulSet", "postgres")
+    if postgres is None:
+        return 0
+    containers = postgres["spec"]["template"]["spec"]["containers"]
+    return sum(1 for c in containers if "postgres-exporter" in c["image"])
+
+
 def connections_needed(docs: tuple[Obj, ...], overlay: str) -> int:
     demands = api_demands(docs, overlay)
-    return sum(d.serving + d.migrating for d in demands) + ADMIN_HEADROOM
+    exporters = postgres_exporters(docs) * EXPORTER_CONNECTIONS
+    return sum(d.serving + d.migrating for d in demands) + ADMIN_HEADROOM + exporters
 
 
 def postgres_setting(statefulset: Obj, name: str, default: int) -> int:
-    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    containers = statefulset["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "postgres"]
     args = " ".join(container.get("args", []))
     match = re.search(rf"\b{name}=(\d+)", args)
     return int(match.group(1)) if match else default
@@ -178,6 +190,12 @@ def test_requests_at_max_replicas_fit_the_reference_node(overlay: str) -> None:
         f"Kubernetes itself), over the reference node's {NODE_MILLICORES}m"
     )
     assert memory <= NODE_BYTES, f"{overlay}: {memory / 2**30:.2f} GiB requested at max replicas"
+
+
+def test_the_in_cluster_budget_counts_the_exporter() -> None:
+    # dev and loadtest run postgres_exporter beside PostgreSQL; prod's PostgreSQL is external.
+    assert postgres_exporters(render("dev")) == 1
+    assert postgres_exporters(render("prod")) == 0
 
 
 def test_the_node_budget_counts_every_cluster_instance() -> None:

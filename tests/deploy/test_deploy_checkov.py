@@ -62,6 +62,7 @@ IN_CLUSTER_SERVICES = {
         for workload in (
             "Deployment/grafana",
             "Deployment/prometheus",
+            "Deployment/kube-state-metrics",
             "Deployment/redis",
             "StatefulSet/postgres",
         )
@@ -72,8 +73,9 @@ IN_CLUSTER_SERVICES = {
     ("CKV_K8S_40", "Deployment/grafana"),
     ("CKV_K8S_40", "Deployment/redis"),
     ("CKV_K8S_40", "StatefulSet/postgres"),
-    # Kubernetes service discovery.
+    # Kubernetes service discovery; kube-state-metrics lists the namespace's objects.
     ("CKV_K8S_38", "Deployment/prometheus"),
+    ("CKV_K8S_38", "Deployment/kube-state-metrics"),
     # Laptop clusters pull the exporter IfNotPresent (prod: Always).
     ("CKV_K8S_15", "Deployment/web"),
 }
@@ -83,19 +85,27 @@ LOADGEN_JOB = {
     ("CKV_K8S_43", "Job/loadgen"),
     ("CKV_K8S_38", "Job/loadgen"),
 }
+# The tracing component's Jaeger (dev and loadtest): an exact version tag, pulled IfNotPresent.
+TRACING = {("CKV_K8S_43", "Deployment/jaeger"), ("CKV_K8S_15", "Deployment/jaeger")}
 REVIEWED_SKIPS: dict[str, set[tuple[str, str]]] = {
     "dev": EVERY_OVERLAY
     | IN_CLUSTER_SERVICES
+    | TRACING
     | {
         # Skaffold's sync writes into the API and web containers (tar into the root filesystem).
         ("CKV_K8S_22", "Deployment/tasks-api"),
         ("CKV_K8S_22", "Deployment/stats-api"),
         ("CKV_K8S_22", "Deployment/web"),
     },
-    "loadtest": EVERY_OVERLAY | IN_CLUSTER_SERVICES | LOADGEN_JOB,
+    "loadtest": EVERY_OVERLAY | IN_CLUSTER_SERVICES | LOADGEN_JOB | TRACING,
     # The loadtest shape; PostgreSQL is the operator's (a Cluster, which checkov does not read).
+    # No kube-state-metrics or Jaeger either (their CPU would not fit beside three instances).
     "ha": EVERY_OVERLAY
-    | {f for f in IN_CLUSTER_SERVICES if f[1] != "StatefulSet/postgres"}
+    | {
+        f
+        for f in IN_CLUSTER_SERVICES
+        if f[1] not in {"StatefulSet/postgres", "Deployment/kube-state-metrics"}
+    }
     | LOADGEN_JOB,
     "prod": EVERY_OVERLAY
     | {

@@ -46,7 +46,8 @@ def workload(docs: tuple[Obj, ...], kind: str, name: str) -> tuple[Obj, Obj]:
     obj = find(docs, kind, name)
     assert obj is not None, f"{kind}/{name}"
     spec = obj["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
+    # The workload's own container, not the exporter beside it.
+    (container,) = [c for c in spec["containers"] if c["name"] == name]
     return spec, container
 
 
@@ -108,7 +109,8 @@ def test_grafana_reads_prometheus_and_the_mounted_dashboards(overlay: str) -> No
     (datasources,) = [p for p in mounts if PurePosixPath(p).parent == provisioning / "datasources"]
     (dashboards,) = [p for p in mounts if PurePosixPath(p).parent == provisioning / "dashboards"]
 
-    (source,) = yaml.safe_load(configmap_file(datasources))["datasources"]
+    sources = yaml.safe_load(configmap_file(datasources))["datasources"]
+    (source,) = [s for s in sources if s["type"] == "prometheus"]
     url = urlsplit(source["url"])
     prometheus = find(docs, "Service", url.hostname or "")
     assert prometheus is not None, source["url"]

@@ -153,7 +153,9 @@ def test_the_same_postgresql_major_as_the_single_instance(overlay: str) -> None:
     image = the_cluster(rendered(overlay))["spec"]["imageName"]
     single = find(render("dev"), "StatefulSet", "postgres")
     assert single is not None
-    (container,) = single["spec"]["template"]["spec"]["containers"]
+    (container,) = [
+        c for c in single["spec"]["template"]["spec"]["containers"] if c["name"] == "postgres"
+    ]
     major = re.fullmatch(r"postgres:(\d+)\.\d+-\w+", container["image"])
     assert major is not None
     assert re.fullmatch(
@@ -216,7 +218,8 @@ def test_redis_stays_one_cache_instance(overlay: str) -> None:
     assert [t.name for t in redis] == ["Deployment/redis"]
     (template,) = redis
     assert template.owner["spec"]["replicas"] == 1
-    (container,) = template.containers()
+    # Redis itself, not the exporter beside it.
+    (container,) = [c for c in template.containers() if c["name"] == "redis"]
     args = container["args"]
     assert "sentinel" not in " ".join(args)
     assert args[args.index("--appendonly") + 1] == "no", "a cache: nothing to persist"

@@ -30,7 +30,7 @@ from tests.deploy.deploy_model import (
 from tests.deploy.pod_security import restricted_violations
 
 # Workloads that call the Kubernetes API and so mount a ServiceAccount token.
-API_CLIENTS = {"prometheus", "loadgen", "stats-api"}
+API_CLIENTS = {"prometheus", "kube-state-metrics", "loadgen", "stats-api"}
 
 
 def rendered(overlay: str) -> tuple[Obj, ...]:
@@ -419,6 +419,31 @@ def test_exactly_the_designed_flows_are_open(overlay: str) -> None:
     assert not allowed(docs, web, postgres, 5432)
     assert not allowed(docs, web, redis, 6379)
     assert not allowed(docs, web, prometheus, 9090)
+    # Observability: spans to Jaeger, scrapes of the exporters and kube-state-metrics, Grafana
+    # reading traces; nothing else reaches them.
+    ksm = by_name(pods, "kube-state-metrics") if overlay != "ha" else None
+    assert allowed(docs, prometheus, redis, 9121), "redis_exporter beside Redis"
+    if overlay != "ha":  # ha: the operator's PostgreSQL, and no kube-state-metrics
+        assert allowed(docs, prometheus, postgres, 9187), "postgres_exporter beside PostgreSQL"
+        assert not allowed(docs, tasks, postgres, 9187)
+    if ksm is not None:
+        for api in (tasks, stats):
+            assert not allowed(docs, api, ksm, 8080)
+        assert allowed(docs, prometheus, ksm, 8080)
+        assert not allowed(docs, grafana, ksm, 8080)
+        assert not allowed(docs, ksm, postgres, 5432)
+        assert not allowed(docs, ksm, tasks, 8000)
+    if overlay != "ha":  # the tracing component (not in ha: the reference node)
+        jaeger = by_name(pods, "jaeger")
+        for api in (tasks, stats):
+            assert allowed(docs, api, jaeger, 4318), "APIs export OTLP/HTTP"
+            assert allowed(docs, api, jaeger, 4317), "APIs may export OTLP/gRPC"
+            assert not allowed(docs, api, jaeger, 16686)
+        assert allowed(docs, grafana, jaeger, 16686)
+        assert not allowed(docs, grafana, jaeger, 4318)
+        assert not allowed(docs, web, jaeger, 4318)
+        assert not allowed(docs, jaeger, postgres, 5432)
+        assert not allowed(docs, prometheus, jaeger, 16686)
     if overlay == "loadtest":
         loadgen = by_name(pods, "loadgen")
         assert allowed(docs, loadgen, tasks, 8000)

@@ -293,6 +293,7 @@ def test_port_forwards_name_real_services() -> None:
         "stats-api",
         "grafana",
         "prometheus",
+        "jaeger",
     }
     local_ports = [f["localPort"] for f in forwards]
     assert len(set(local_ports)) == len(local_ports)
