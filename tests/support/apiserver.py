@@ -50,25 +50,30 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def spawn_api(module: str, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`python -m <module>` on a free loopback port, output to a log file: process, port, log."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={**env, "HOST": LOOPBACK, "PORT": str(port)},
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, port, Path(log.name)
+
+
 @contextmanager
 def api_server(module: str, env: Mapping[str, str]) -> Iterator[ApiServer]:
-    port = free_port()
-    log_file = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**env, "HOST": LOOPBACK, "PORT": str(port)},
-        cwd=REPO,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    server = ApiServer(f"http://{LOOPBACK}:{port}", process, Path(log_file.name))
+    process, port, log_path = spawn_api(module, env)
+    server = ApiServer(f"http://{LOOPBACK}:{port}", process, log_path)
     try:
         _wait_healthy(server)
         yield server
     finally:
         _stop(process)
-        log_file.close()
-        Path(log_file.name).unlink(missing_ok=True)
+        log_path.unlink(missing_ok=True)
 
 
 def _wait_healthy(server: ApiServer) -> None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import httpx
 
 from devstack.servers import LOOPBACK, free_port, stop_process, wait_until
 from devstack.web import nginx_binary, render_config
+from tests.support.apiserver import spawn_api
 
 REPO = Path(__file__).resolve().parents[2]
 # Rendered into the template, then replaced by the upstream's real members.
@@ -92,17 +92,8 @@ class Instance:
 
 
 def start_instance(module: str, env: Mapping[str, str]) -> Instance:
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**env, "HOST": LOOPBACK, "PORT": str(port)},
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    return Instance(module, port, process, Path(log.name))
+    process, port, log_path = spawn_api(module, env)
+    return Instance(module, port, process, log_path)
 
 
 def wait_ready(instances: Sequence[Instance], timeout: float = 90) -> None:
