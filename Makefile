@@ -46,11 +46,11 @@ OBSERVABILITY_TOOLS = prometheus prometheus-postgres-exporter prometheus-redis-e
 
 test: lint types
 	@BOOTSTRAP_TOOLS="$(OBSERVABILITY_TOOLS)" scripts/bootstrap.sh
-	@$(TIMED) unit-and-integration $(PYTEST) -m "not container and not e2e"
+	@$(TIMED) unit-and-integration $(PYTEST) -m "not container and not e2e" --durations=15
 
 test-all: test
 	@BOOTSTRAP_TOOLS="chromium curl $(OBSERVABILITY_TOOLS)" scripts/bootstrap.sh
-	@$(TIMED) container-and-e2e $(PYTEST) -m "container or e2e"
+	@$(TIMED) container-and-e2e $(PYTEST) -m "container or e2e" --durations=15
 
 # The side-by-side harness (bench/): wrk and py-spy come with the project's setup.
 bench-deps:

@@ -189,12 +189,14 @@ def test_traceparent_reaches_the_api_and_the_access_log_is_json(stack: MakeUp) -
     nginx_line = api_line = None
     while time.monotonic() < deadline and not (nginx_line and api_line):
         for line in stack.output.splitlines():
-            if not line.startswith("{") or TRACE_ID not in line:
+            # `make up` labels each child's lines: `web       | {...}`.
+            label, _, text = line.partition(" | ")
+            if not text.startswith("{") or TRACE_ID not in text:
                 continue
-            record = json.loads(line)
-            if record.get("traceparent") == TRACEPARENT:
+            record = json.loads(text)
+            if label.strip() == "web" and record.get("traceparent") == TRACEPARENT:
                 nginx_line = record
-            elif record.get("trace_id") == TRACE_ID:
+            elif label.strip() == "tasks-api" and record.get("trace_id") == TRACE_ID:
                 api_line = record  # tasks-api continued the trace nginx passed on
         time.sleep(0.2)
     assert nginx_line is not None, "no JSON access-log line of nginx for the request"
