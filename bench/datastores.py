@@ -37,7 +37,9 @@ def redis_memory_args() -> list[str]:
     docs = yaml.safe_load_all(REDIS_MANIFEST.read_text())
     for doc in docs:
         if doc and doc.get("kind") in {"Deployment", "StatefulSet"}:
-            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            # The exporter sidecar runs beside it: the container named redis holds the settings.
+            containers = doc["spec"]["template"]["spec"]["containers"]
+            (container,) = [c for c in containers if c["name"] == "redis"]
             args: list[str] = container["args"]
             return [
                 item
