@@ -181,6 +181,19 @@ async function reloadOne(id) {
 }
 
 /** PATCH with If-Match; on 412 the task is reloaded and the person told. */
+// A failed update or delete: 412 reloads the task, 404 drops it, anything else is shown.
+async function writeFailed(error, id, deletedMessage) {
+  if (error instanceof ApiError && error.status === 412) {
+    await reloadOne(id);
+    say(CHANGED_ELSEWHERE, "error");
+  } else if (error instanceof ApiError && error.status === 404) {
+    forget(id);
+    say(deletedMessage, "error");
+  } else {
+    say(describeError(error), "error");
+  }
+}
+
 async function write(id, changes, done) {
   try {
     const etag = await etagOfShown(id);
@@ -191,15 +204,7 @@ async function write(id, changes, done) {
     state.onWrite();
     return true;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 412) {
-      await reloadOne(id);
-      say(CHANGED_ELSEWHERE, "error");
-    } else if (error instanceof ApiError && error.status === 404) {
-      forget(id);
-      say("This task was deleted elsewhere.", "error");
-    } else {
-      say(describeError(error), "error");
-    }
+    await writeFailed(error, id, "This task was deleted elsewhere.");
     return false;
   }
 }
@@ -288,15 +293,7 @@ async function remove(id) {
     state.onWrite();
     (next?.querySelector("button") || byId("tasks-heading")).focus();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 412) {
-      await reloadOne(id);
-      say(CHANGED_ELSEWHERE, "error");
-    } else if (error instanceof ApiError && error.status === 404) {
-      forget(id);
-      say("This task was already deleted elsewhere.", "error");
-    } else {
-      say(describeError(error), "error");
-    }
+    await writeFailed(error, id, "This task was already deleted elsewhere.");
   }
 }
 
