@@ -1,6 +1,6 @@
 """One deadline for all of a request's database work.
 
-`RequestDeadline` (an ASGI middleware) gives every HTTP request an unstarted deadline; the
+`request_deadlines` (an ASGI middleware) gives every HTTP request an unstarted deadline; the
 request pool starts it at the request's first connection and every later connection of the same
 request (a cache generation read, then the page) draws on what is left. Without the middleware
 (scripts, tests) each connection gets a bound of its own.
@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
-
-from litestar.middleware import ASGIMiddleware
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -49,11 +47,15 @@ def request_deadline() -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-class RequestDeadline(ASGIMiddleware):
-    """Every HTTP request gets a deadline of its own, started by its first database use."""
+def request_deadlines(app: ASGIApp) -> ASGIApp:
+    """Litestar middleware: every request gets a deadline of its own, started by its first
+    database use. A plain ASGI wrapper: nothing to exclude, so none of ASGIMiddleware's checks."""
 
-    scopes = ("http",)  # type: ignore[assignment]
+    async def with_deadline(scope: Scope, receive: Receive, send: Send) -> None:
+        token = _CURRENT.set(_Deadline())
+        try:
+            await app(scope, receive, send)
+        finally:
+            _CURRENT.reset(token)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        with request_deadline():
-            await next_app(scope, receive, send)
+    return with_deadline

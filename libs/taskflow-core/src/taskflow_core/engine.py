@@ -161,41 +161,84 @@ class RequestPool:
             await self._pool.close()
             self._pool = None
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    def connection(self) -> Checkout:
         """A pooled connection for the block, within the request's deadline (TimeoutError)."""
         if self._pool is None:
             raise RuntimeError("the request pool is not open (app lifespan not started)")
-        now = asyncio.get_running_loop().time()
-        deadline = deadline_for(now, self._settings.request_bound)
-        acquire_by = min(deadline, now + self._settings.timeout + self._settings.connect_timeout)
-        if self._in_use >= self._max:
-            self._waits += 1
-        try:
-            # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
-            async with asyncio.timeout_at(acquire_by):
-                acquired = await self._pool.acquire()
-        except TimeoutError as exc:
-            self._timeouts += 1
-            raise TimeoutError(
-                "no database connection within DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT"
-            ) from exc
-        self._in_use += 1
-        try:
-            async with asyncio.timeout_at(deadline):
-                yield acquired
-        except BaseException as exc:
-            if isinstance(exc, _CONNECTION_IN_DOUBT):
-                # A statement may still be cancelling, or the protocol lost its state (a
-                # session the server ended while idle): never reuse nor wait for it.
-                acquired.terminate()
-            raise
-        finally:
-            self._in_use -= 1
-            await self._pool.release(acquired)
+        return Checkout(self, self._pool)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside one transaction (committed when the block succeeds)."""
         async with self.connection() as conn, conn.transaction():
             yield conn
+
+
+class Checkout:
+    """One use of a RequestPool connection (`async with pool.connection() as conn`).
+
+    A class, not a generator context manager, and one timer for both bounds (the acquire's,
+    then rescheduled to the request's deadline): this runs on every request's hot path.
+    """
+
+    __slots__ = ("_conn", "_owner", "_pool", "_timeout")
+
+    def __init__(self, owner: RequestPool, pool: asyncpg.Pool) -> None:
+        self._owner = owner
+        self._pool = pool
+        self._conn: asyncpg.Connection | None = None
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        owner = self._owner
+        settings = owner._settings
+        now = asyncio.get_running_loop().time()
+        deadline = deadline_for(now, settings.request_bound)
+        if owner._in_use >= owner._max:
+            owner._waits += 1
+        # asyncio.timeout, not acquire(timeout=...): that wraps every acquire in a new task.
+        timeout = asyncio.timeout_at(
+            min(deadline, now + settings.timeout + settings.connect_timeout)
+        )
+        await timeout.__aenter__()
+        try:
+            conn = await self._pool.acquire()
+        except BaseException as exc:
+            await _acquire_failed(owner, timeout, exc)
+            raise
+        owner._in_use += 1
+        timeout.reschedule(deadline)
+        self._conn, self._timeout = conn, timeout
+        return conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        conn, timeout = self._conn, self._timeout
+        assert conn is not None  # set by __aenter__
+        assert timeout is not None
+        try:
+            # The deadline's cancellation becomes TimeoutError here.
+            await timeout.__aexit__(exc_type, exc, tb)
+        except BaseException:
+            conn.terminate()
+            raise
+        else:
+            if isinstance(exc, _CONNECTION_IN_DOUBT):
+                # A statement may still be cancelling, or the protocol lost its state (a
+                # session the server ended while idle): never reuse nor wait for it.
+                conn.terminate()
+        finally:
+            self._owner._in_use -= 1
+            await self._pool.release(conn)
+
+
+async def _acquire_failed(owner: RequestPool, timer: asyncio.Timeout, exc: BaseException) -> None:
+    """Close the acquire's timer; its expiry is a pool timeout (answered 503)."""
+    try:
+        await timer.__aexit__(type(exc), exc, exc.__traceback__)
+    except TimeoutError as expired:
+        owner._timeouts += 1
+        raise TimeoutError(
+            "no database connection within DB_POOL_TIMEOUT + DB_CONNECT_TIMEOUT"
+        ) from expired

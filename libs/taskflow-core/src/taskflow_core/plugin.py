@@ -31,7 +31,7 @@ from taskflow_core import drain, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
 from taskflow_core.build_info import record_build
 from taskflow_core.cache import Cache
-from taskflow_core.deadline import RequestDeadline
+from taskflow_core.deadline import request_deadlines
 from taskflow_core.engine import RequestPool, create_engine
 from taskflow_core.http_methods import MethodSemantics
 from taskflow_core.logs import configure_logging
@@ -117,7 +117,7 @@ class TaskflowPlugin(InitPlugin):
         app_config.middleware.append(
             RequestObserver(metrics.RequestMetrics(self.service), access_log, tracer)
         )
-        app_config.middleware.append(RequestDeadline())
+        app_config.middleware.append(request_deadlines)
         # Litestar 2.25 reads request_max_body_size from the constructor, not from this config:
         # a router layer between the app and every handler carries the 64 KiB limit instead.
         app_config.route_handlers = [
