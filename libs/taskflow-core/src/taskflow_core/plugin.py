@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskflow_core import drain, metrics, openapi, probes, tracing
+from taskflow_core import drain, gc_tuning, metrics, openapi, probes, tracing
 from taskflow_core.access_log import AccessLog
 from taskflow_core.build_info import record_build
 from taskflow_core.cache import Cache
@@ -169,6 +169,7 @@ def _lifespan(
         drain.listen()  # the supervisor's drain notice after SIGTERM (taskflow_core.server)
         if provider is not None:
             tracing.instrument_clients(provider)
+        gc_tuning.tune_for_serving()  # last: what startup built is frozen
         # The schema revision found at start (taskflow_schema_revision_info), without waiting.
         with suppress_instrumentation():  # a read of our own, not a trace
             found = asyncio.create_task(probes.database_state(readiness))
