@@ -102,6 +102,27 @@ def test_exact_figures_follow_inserts_updates_deletes_and_ignore_rollbacks(
     assert stats(stats_api) == EMPTY
 
 
+def test_without_the_cache_each_read_follows_the_count_rows(database_url: str) -> None:
+    """The cache off (no REDIS_URL): every /stats reads the rows; a body is reused only while they
+    are equal, including when they come back to an earlier state."""
+    with running("stats_api", database_url, None) as api:
+        assert stats(api) == EMPTY
+        execute(database_url, insert("low", False, 2))
+        first = stats(api)
+        assert first == counted_stats(database_url)
+        assert first["total"] == 2
+        execute(
+            database_url,
+            "UPDATE tasks SET completed = true WHERE id = (SELECT min(id) FROM tasks)",
+        )
+        second = stats(api)  # the same total, one bucket moved
+        assert second == counted_stats(database_url)
+        assert second["completed"] == 1
+        execute(database_url, "UPDATE tasks SET completed = false")
+        assert stats(api) == first
+        assert stats(api) == first
+
+
 def test_repeated_reads_are_served_from_the_cache(stats_api: ApiProcess, database_url: str) -> None:
     execute(database_url, insert("high", True, 2))
     first = stats(stats_api)

@@ -25,15 +25,29 @@ class StatsService:
     def __init__(self, pool: RequestPool, cache: Cache) -> None:
         self._pool = pool
         self._cache = cache
+        # The last rows read and their body: most reads find the counts unchanged.
+        self._rows: list[asyncpg.Record] = []
+        self._body = b""
 
     async def stats_body(self) -> bytes:
         """The JSON body of /stats, from the cache when the database has not changed."""
-        return await self._cache.fetch_current(self._pool, STATS_CACHE_KEY, load_stats)
+        return await self._cache.fetch_current(self._pool, STATS_CACHE_KEY, self._load)
+
+    async def _load(self, conn: asyncpg.Connection) -> bytes:
+        """`load_stats`, encoding again only when a count changed (every call reads the rows)."""
+        rows = await conn.fetch(STATS_QUERY)
+        if rows != self._rows:
+            self._rows, self._body = rows, encode_stats(rows)
+        return self._body
 
 
 async def load_stats(conn: asyncpg.Connection) -> bytes:
     """The JSON body of /stats from the six count rows."""
-    return _ENCODER.encode(build_stats(await conn.fetch(STATS_QUERY)))
+    return encode_stats(await conn.fetch(STATS_QUERY))
+
+
+def encode_stats(rows: Iterable[tuple[str, bool, int]]) -> bytes:
+    return _ENCODER.encode(build_stats(rows))
 
 
 def build_stats(rows: Iterable[tuple[str, bool, int]]) -> Stats:
