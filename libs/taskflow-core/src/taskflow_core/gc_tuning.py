@@ -4,7 +4,7 @@ With CPython's defaults the young generation is collected every 700 net allocati
 requests in flight, their short-lived objects are traversed again and again, survive into the
 old generation and make its full collections frequent, and each full collection traverses the
 ~125,000 objects the app built at startup (tens of milliseconds: the p99 of every API case in
-`make bench`). Measured in README.md ("Performance", "Garbage collection").
+`make bench`). Measured in README.md ("Performance", "Where the time went").
 """
 
 from __future__ import annotations
